@@ -1,0 +1,3 @@
+from .distill_schedule_hook import DistillScheduleHook
+
+__all__ = ['DistillScheduleHook']

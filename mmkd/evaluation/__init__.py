@@ -1,0 +1,3 @@
+from .teacher_metric import TeacherMetric
+
+__all__ = ['TeacherMetric']

@@ -1,0 +1,81 @@
+"""Building the student/teacher from a config entry and loading the teacher's checkpoint."""
+import copy
+import difflib
+import os.path as osp
+import re
+from typing import Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+
+from mmkd.registry import MODELS
+
+ModelSpec = Union[dict, str]
+
+
+def model_config(spec: ModelSpec, role: str) -> dict:
+    """A model config dict from an inline dict, a local config file, an mmpretrain package
+    config (``'mmpretrain::deit/deit-tiny_4xb256_in1k.py'``) or an mmpretrain model name
+    (``'deit3-small-p16_3rdparty_in1k'``)."""
+    if isinstance(spec, (dict, ConfigDict)):
+        return copy.deepcopy(dict(spec))
+    if not isinstance(spec, str):
+        raise TypeError(f'{role}: expected a model config dict or a string, got {type(spec)}')
+    if '::' in spec:
+        from mmengine.hub import get_config
+        return dict(get_config(spec).model)
+    if spec.endswith('.py'):
+        if not osp.isfile(spec):
+            raise FileNotFoundError(f"{role}: config file '{spec}' does not exist")
+        return dict(Config.fromfile(spec).model)
+    from mmpretrain.apis import ModelHub, list_models
+    try:
+        return dict(ModelHub.get(spec).config.model)
+    except ValueError:
+        near = difflib.get_close_matches(spec, list_models(), n=6, cutoff=0.5)
+        raise ValueError(f"{role}: '{spec}' is neither a config file nor an mmpretrain model "
+                         f'name. Nearest model names: {near}') from None
+
+
+def build_model(spec: ModelSpec, role: str, scope: str = 'mmkd') -> nn.Module:
+    """Build the model in ``scope``, so that its sub-modules may be mmkd types (e.g.
+    ``DistillTokenClsHead`` inside an mmpretrain ``ImageClassifier``) with or without a runner."""
+    from mmengine.registry import DefaultScope
+    cfg = model_config(spec, role)
+    # A package config's model carries no init_cfg with pretrained weights we could fetch here,
+    # and the teacher's weights come from teacher_ckpt; the model's own data_preprocessor is
+    # unused (the distiller preprocesses once for both models).
+    cfg.pop('data_preprocessor', None)
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(cfg)
+
+
+def checkpoint_state_dict(path: str, role: str = 'teacher') -> dict:
+    """The state dict stored in ``path`` (``state_dict`` entry, or the file itself), loaded with
+    torch's safe loader."""
+    if not isinstance(path, str) or not osp.isfile(path):
+        raise FileNotFoundError(f"{role} checkpoint '{path}' does not exist")
+    ckpt = torch.load(path, map_location='cpu')  # weights_only: see mmkd.compat
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{role} checkpoint '{path}' holds no state dict")
+    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+
+
+def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
+    """Load ``path`` into ``teacher``; any missing, unexpected or mis-shaped key is an error
+    naming the file and the keys (a half-loaded teacher silently teaches noise)."""
+    state = checkpoint_state_dict(path)
+    expected = teacher.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"teacher checkpoint '{path}' does not match the teacher model: "
+            f'{len(missing)} missing keys {missing[:10]}, '
+            f'{len(unexpected)} unexpected keys {unexpected[:10]}')
+    try:
+        teacher.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"teacher checkpoint '{path}' does not match the teacher model: {e}") from None

@@ -1,0 +1,182 @@
+"""What every distiller shares: building and freezing the teacher, feature taps, running the
+distillation losses. Task distillers (classification, segmentation) add only how each model is
+run and which data sources exist."""
+import inspect
+import warnings
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
+from torch import Tensor
+
+from mmkd.registry import MODELS
+from ..builder import ModelSpec, build_model, load_teacher_checkpoint
+from ..losses.base import DistillLoss
+from ..taps import FeatureTaps, TapSpec
+
+_REQUIRED = object()
+
+
+class BaseDistiller(BaseModel):
+    """Student + frozen teacher + distillation losses.
+
+    The teacher is deliberately *not* a registered sub-module: it is then absent from
+    ``parameters()`` (so from the optimizer and from DDP's gradient sync), from ``state_dict()``
+    (so never saved in checkpoints) and from the runner's ``init_weights`` (which would otherwise
+    re-initialise loaded weights). ``_apply`` moves it with the distiller (``.to``, ``.cuda``)
+    and ``train()`` keeps it in eval mode.
+
+    Args:
+        student, teacher: model config dict, local config path, mmpretrain package config
+            (``'mmpretrain::...'``) or mmpretrain model name.
+        teacher_ckpt (str | None): the teacher's checkpoint. Required; ``None`` only explicitly
+            (smoke tests), with a loud warning.
+        distill_losses (dict): ``name -> loss config``; names start with ``loss_`` so MMEngine
+            sums and logs them.
+        student_taps, teacher_taps (dict): ``name -> module path`` (or
+            ``dict(path=..., io='input'|'output')``) captured by forward hooks.
+        student_loss_weight (float): weight of the student's own task loss.
+    """
+    #: taps every distiller of this task has, e.g. the classifier's logits
+    builtin_taps: Dict[str, str] = {}
+    #: sources ``data.<name>`` this task provides
+    data_sources: tuple = ()
+
+    def __init__(self,
+                 student: ModelSpec,
+                 teacher: ModelSpec,
+                 teacher_ckpt: Optional[str] = _REQUIRED,
+                 distill_losses: Optional[dict] = None,
+                 student_taps: Optional[Dict[str, TapSpec]] = None,
+                 teacher_taps: Optional[Dict[str, TapSpec]] = None,
+                 student_loss_weight: float = 1.0,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        if isinstance(data_preprocessor, dict):
+            # built here, in the mmkd scope, so mmpretrain's preprocessors resolve also
+            # without a runner's default scope
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if teacher_ckpt is _REQUIRED:
+            raise ValueError('the distiller needs teacher_ckpt: the path of the teacher\'s '
+                             'checkpoint (teacher_ckpt=None only for smoke tests)')
+        self.student = build_model(student, 'student')
+        object.__setattr__(self, 'teacher', self._build_teacher(teacher, teacher_ckpt))
+        self.student_loss_weight = student_loss_weight
+
+        self.distill_losses = nn.ModuleDict()
+        for name, cfg in (distill_losses or {}).items():
+            if not name.startswith('loss_'):
+                raise ValueError(f"distill_losses: name '{name}' must start with 'loss_' "
+                                 '(MMEngine sums and logs only keys containing "loss")')
+            loss = MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+            if not isinstance(loss, DistillLoss):
+                raise TypeError(f"distill_losses['{name}'] is a {type(loss).__name__}, "
+                                'not a DistillLoss')
+            loss.name = name
+            loss.setup(self.student, self.teacher)
+            self.distill_losses[name] = loss
+
+        self.student_taps = FeatureTaps(
+            self.student, {**self._builtin_taps(self.student), **(student_taps or {})}, 'student')
+        self.teacher_taps = FeatureTaps(
+            self.teacher, {**self._builtin_taps(self.teacher), **(teacher_taps or {})}, 'teacher')
+        self._loss_args = {name: self._resolve_sources(loss)
+                           for name, loss in self.distill_losses.items()}
+        self._inputs_checked = False
+
+    # -- building -------------------------------------------------------------------------
+    def _build_teacher(self, spec: ModelSpec, ckpt: Optional[str]) -> nn.Module:
+        teacher = build_model(spec, 'teacher')
+        if ckpt is None:
+            msg = ('teacher_ckpt=None: the teacher keeps its RANDOM initialisation and teaches '
+                   'noise. Use this only for smoke tests.')
+            warnings.warn(msg, stacklevel=3)
+            MMLogger.get_current_instance().warning(msg)
+            teacher.init_weights()
+        else:
+            load_teacher_checkpoint(teacher, ckpt)
+        teacher.requires_grad_(False)
+        return teacher.eval()
+
+    def _builtin_taps(self, model: nn.Module) -> Dict[str, str]:
+        return dict(self.builtin_taps)
+
+    def _resolve_sources(self, loss: DistillLoss) -> Dict[str, tuple]:
+        """``forward argument -> (kind, key)``, checked against the declared taps now, at build
+        time, rather than as a KeyError mid-epoch."""
+        resolved = {}
+        params = inspect.signature(loss.forward).parameters
+        for arg, p in params.items():
+            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            source = loss.inputs.get(arg)
+            if source is None:
+                if p.default is not p.empty:
+                    continue
+                raise ValueError(f"{type(loss).__name__} '{loss.name}' needs input '{arg}': "
+                                 f"set inputs=dict({arg}='student.<tap>' | 'teacher.<tap>')")
+            kind, _, key = source.partition('.')
+            available = {'student': self.student_taps.paths, 'teacher': self.teacher_taps.paths,
+                         'data': dict.fromkeys(self.data_sources)}.get(kind)
+            if available is None or key not in available:
+                raise ValueError(
+                    f"{type(loss).__name__} '{loss.name}': input '{arg}' comes from unknown "
+                    f"source '{source}'. Known: "
+                    + ', '.join([f'student.{t}' for t in self.student_taps.paths]
+                                + [f'teacher.{t}' for t in self.teacher_taps.paths]
+                                + [f'data.{d}' for d in self.data_sources]))
+            resolved[arg] = (kind, key)
+        return resolved
+
+    # -- teacher stays frozen -------------------------------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    # -- what task distillers provide -----------------------------------------------------
+    def teacher_forward(self, inputs: Tensor, data_samples) -> None:
+        """Run the teacher once (taps record what the losses need)."""
+        raise NotImplementedError
+
+    def student_loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
+        """Run the student once and return its own task losses."""
+        raise NotImplementedError
+
+    def data_inputs(self, data_samples) -> Dict[str, Tensor]:
+        return {}
+
+    # -- the step -------------------------------------------------------------------------
+    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
+        self.teacher_taps.pop()
+        with torch.no_grad():  # not inference_mode: its tensors cannot be saved for backward
+            self.teacher_forward(inputs, data_samples)
+        t_records = self.teacher_taps.pop()
+        losses = {k: v * self.student_loss_weight if 'loss' in k else v
+                  for k, v in self.student_loss(inputs, data_samples).items()}
+        s_records = self.student_taps.pop()
+        records = dict(student=s_records, teacher=t_records, data=self.data_inputs(data_samples))
+        for name, loss in self.distill_losses.items():
+            kwargs = {arg: records[kind][key] for arg, (kind, key) in self._loss_args[name].items()}
+            if not self._inputs_checked:
+                loss.check_inputs(**kwargs)
+            losses[name] = loss(**kwargs) * (loss.loss_weight * loss.weight_scale)
+        self._inputs_checked = True
+        return losses
+
+    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student(inputs, mode='tensor')
+        raise RuntimeError(f'Invalid mode "{mode}".')

@@ -1,0 +1,111 @@
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmkd.registry import MODELS
+from .base_distiller import BaseDistiller
+
+
+@MODELS.register_module()
+class ClassificationDistiller(BaseDistiller):
+    """Distils an mmpretrain classifier (student) from another (teacher).
+
+    Both models see the same augmented (and mixup/cutmix-mixed) batch from one data
+    preprocessor. A teacher trained with another normalisation gets ``teacher_norm=dict(mean,
+    std)``: its input is re-normalised by a per-channel affine map, which is exact also after
+    mixing (mixing is a convex combination and commutes with an affine map).
+
+    Built-in taps: ``logits`` (the head's output, (B, K)) and, for a student with a
+    :class:`DistillTokenClsHead`, ``dist_logits`` (the distillation-token logits, (B, K)).
+    Data sources: ``data.gt_label`` (B,), ``data.gt_score`` (B, K).
+
+    Args:
+        teacher_norm (dict, optional): ``dict(mean=[...], std=[...])`` the teacher was trained
+            with, in the pixel range of the data; default: the student's normalisation.
+        eval_teacher (bool): also predict with the teacher in val/test; its scores are stored
+            as ``teacher_pred_score`` for :class:`~mmkd.evaluation.TeacherMetric`.
+        **kwargs: see :class:`BaseDistiller`.
+    """
+    builtin_taps = dict(logits='head')
+    data_sources = ('gt_label', 'gt_score')
+
+    def __init__(self, *args, teacher_norm: Optional[dict] = None, eval_teacher: bool = False,
+                 **kwargs):
+        # as mmpretrain's ImageClassifier: the config's top-level data_preprocessor has no type
+        pre = kwargs.get('data_preprocessor') or {}
+        if isinstance(pre, dict):
+            kwargs['data_preprocessor'] = {'type': 'ClsDataPreprocessor', **pre}
+        super().__init__(*args, **kwargs)
+        self.eval_teacher = eval_teacher
+        self._check_num_classes()
+        self._setup_teacher_norm(teacher_norm)
+
+    def _builtin_taps(self, model) -> Dict[str, str]:
+        taps = dict(self.builtin_taps)
+        if hasattr(getattr(model, 'head', None), 'layers') and hasattr(model.head.layers, 'head_dist'):
+            taps['dist_logits'] = 'head.layers.head_dist'
+        return taps
+
+    def _check_num_classes(self) -> None:
+        s_k = getattr(self.student.head, 'num_classes', None)
+        t_k = getattr(self.teacher.head, 'num_classes', None)
+        logit_losses = [name for name, args in self._loss_args.items()
+                        if ('teacher', 'logits') in args.values()]
+        if logit_losses and s_k is not None and t_k is not None and s_k != t_k:
+            raise ValueError(f'{logit_losses} compare logits, but the student has {s_k} classes '
+                             f'and the teacher {t_k}')
+
+    def _setup_teacher_norm(self, teacher_norm: Optional[dict]) -> None:
+        if teacher_norm is None:
+            self.register_buffer('teacher_scale', None)
+            self.register_buffer('teacher_shift', None)
+            return
+        pre = self.data_preprocessor
+        s_mean = pre.mean.flatten() if getattr(pre, '_enable_normalize', False) else torch.zeros(1)
+        s_std = pre.std.flatten() if getattr(pre, '_enable_normalize', False) else torch.ones(1)
+        t_mean = torch.tensor(teacher_norm['mean'], dtype=torch.float32)
+        t_std = torch.tensor(teacher_norm['std'], dtype=torch.float32)
+        # x_t = (x_s * std_s + mean_s - mean_t) / std_t
+        self.register_buffer('teacher_scale', (s_std / t_std).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer('teacher_shift', ((s_mean - t_mean) / t_std).view(1, -1, 1, 1),
+                             persistent=False)
+
+    def teacher_inputs(self, inputs: Tensor) -> Tensor:
+        if self.teacher_scale is None:
+            return inputs
+        return inputs * self.teacher_scale + self.teacher_shift
+
+    def teacher_forward(self, inputs: Tensor, data_samples) -> Tensor:
+        return self.teacher(self.teacher_inputs(inputs), mode='tensor')
+
+    def student_loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
+        losses = self.student.loss(inputs, data_samples)
+        # mmpretrain calls the task loss 'loss', the name MMEngine gives the total
+        if 'loss' in losses:
+            losses['loss_cls'] = losses.pop('loss')
+        return losses
+
+    def data_inputs(self, data_samples) -> Dict[str, Tensor]:
+        gt_label = torch.cat([s.gt_label for s in data_samples])
+        if 'gt_score' in data_samples[0]:
+            gt_score = torch.stack([s.gt_score for s in data_samples])
+        else:
+            gt_score = F.one_hot(gt_label, self.student.head.num_classes).float()
+        return dict(gt_label=gt_label, gt_score=gt_score)
+
+    def predict(self, inputs: Tensor, data_samples: Optional[List] = None) -> List:
+        t_logits = None
+        if self.eval_teacher:
+            with torch.no_grad():
+                t_logits = self.teacher_forward(inputs, data_samples)
+            self.teacher_taps.pop()
+        samples = self.student.predict(inputs, data_samples)
+        self.student_taps.pop()
+        if t_logits is not None:
+            t_score = F.softmax(t_logits, dim=1)
+            for sample, score in zip(samples, t_score):
+                sample.set_field(score, 'teacher_pred_score')
+                sample.set_field(score.argmax(dim=0, keepdim=True), 'teacher_pred_label')
+        return samples

@@ -1,0 +1,8 @@
+from .base import DistillLoss
+from .deit import DeiTLoss
+from .dkd import DKDLoss
+from .fitnet import FitNetLoss
+from .kd import KDLoss
+from .nkd import NKDLoss
+
+__all__ = ['DistillLoss', 'KDLoss', 'DeiTLoss', 'NKDLoss', 'DKDLoss', 'FitNetLoss']

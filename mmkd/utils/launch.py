@@ -1,0 +1,26 @@
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def setup_cpu_distributed(cfg) -> bool:
+    """Make ``--launcher pytorch`` work on a machine without GPUs.
+
+    MMEngine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model in DDP with
+    ``device_ids=[local_rank]``; both fail on CPU. Here we open the process group with gloo
+    ourselves (MMEngine then skips its own initialisation) and ask DDP for ``device_ids=None``,
+    which is what CPU modules need. Returns whether it did so.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                world_size=int(os.environ['WORLD_SIZE']))
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    return True
