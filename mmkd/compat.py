@@ -29,7 +29,9 @@ def _history_buffer_getattr(obj, name: str):
     writes as ``getattr(HistoryBuffer, 'mean')``. Allowing the builtin ``getattr`` would let a
     checkpoint walk attribute chains; this resolves exactly those methods and nothing else.
     """
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # the class registry fills only when a first buffer is made, so name the built-ins too
+    if obj is HistoryBuffer and (name in ('min', 'max', 'current', 'mean')
+                                 or name in HistoryBuffer._statistics_methods):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(f'checkpoint asks for getattr({obj!r}, {name!r}): refused')
 

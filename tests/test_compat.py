@@ -56,3 +56,19 @@ def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
     torch.save(dict(x=Sneaky()), path)
     with pytest.raises(pickle.UnpicklingError, match='refused'):
         torch.load(path)
+
+
+def test_history_buffer_loads_in_a_fresh_process(tmp_path):
+    # HistoryBuffer's method registry is empty until a first buffer is created: loading a
+    # checkpoint must not depend on that.
+    import subprocess
+    import sys
+    buf = HistoryBuffer()
+    buf.update(1.0)
+    path = tmp_path / 'hb.pth'
+    torch.save(dict(message_hub=dict(log_scalars={'loss': buf})), path)
+    code = ('import mmkd, torch; c = torch.load(%r); '
+            "print(c['message_hub']['log_scalars']['loss'].mean())" % str(path))
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith('1.0')

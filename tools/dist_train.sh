@@ -18,5 +18,4 @@ ${PYTHON:-python} -m torch.distributed.run \
     --master_port=$PORT \
     "$DIR/train.py" \
     $CONFIG \
-
     --launcher pytorch ${@:3}

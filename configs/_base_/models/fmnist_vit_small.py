@@ -1,0 +1,10 @@
+# A small ViT for 28x28 grey images: patch 4 -> 7x7 tokens, width 64, 4 blocks, 4 heads.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='VisionTransformer',
+                  arch=dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=128),
+                  img_size=28, patch_size=4, in_channels=1, drop_rate=0.0, drop_path_rate=0.1),
+    neck=None,
+    head=dict(type='VisionTransformerClsHead', num_classes=10, in_channels=64,
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+)
