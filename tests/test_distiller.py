@@ -194,3 +194,18 @@ def test_model_name_and_package_config_specs():
     assert cfg['backbone']['depth'] == 18
     with pytest.raises(ValueError, match=r"Nearest model names: \[.*deit-tiny_4xb256_in1k"):
         model_config('deit-tiny_4xb256_in1', 'student')
+
+
+def test_loss_parts_are_logged_but_not_summed(teacher_ckpt):
+    from mmkd.models import KDLoss
+
+    class KDWithParts(KDLoss):
+        def forward(self, s_logits, t_logits):
+            value = super().forward(s_logits, t_logits)
+            self.log_vars = dict(half=value / 2)
+            return value
+
+    model = build(teacher_ckpt, distill_losses=dict(loss_kd=KDWithParts(tau=2.0)))
+    log = model.train_step(random_batch(), optim(model))
+    assert log['kd.half'].item() == pytest.approx(log['loss_kd'].item() / 2, rel=1e-5)
+    assert log['loss'].item() == pytest.approx(log['loss_kd'].item() + log['loss_cls'].item(), rel=1e-5)

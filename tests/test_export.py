@@ -8,15 +8,20 @@ from mmkd.apis import extract_student
 from mmkd.registry import MODELS
 from conftest import CNN
 
-# the same architecture as configs/_base_/models/fmnist_resnet_small.py, as a detector backbone
+# a standard (ImageNet-style, 7x7 stem) ResNet-18 layout with small widths: the kind of student
+# whose backbone goes on to a detector or a segmentor
 DOWNSTREAM_RESNET = dict(depth=18, in_channels=1, stem_channels=16, base_channels=16, num_stages=3,
                          strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(0, 1, 2))
+STUDENT = dict(type='ImageClassifier',
+               backbone=dict(type='ResNet', **dict(DOWNSTREAM_RESNET, out_indices=(2, ))),
+               neck=dict(type='GlobalAveragePooling'),
+               head=dict(type='LinearClsHead', num_classes=10, in_channels=64))
 
 
 @pytest.fixture
 def distill_ckpt(teacher_ckpt, tmp_path):
     model = MODELS.build(dict(
-        type='ClassificationDistiller', student=CNN, teacher=CNN, teacher_ckpt=teacher_ckpt,
+        type='ClassificationDistiller', student=STUDENT, teacher=CNN, teacher_ckpt=teacher_ckpt,
         student_taps=dict(feat='backbone.layer3'), teacher_taps=dict(feat='backbone.layer3'),
         distill_losses=dict(loss_fitnet=dict(type='FitNetLoss', s_channels=64, t_channels=64))))
     for p in model.student.parameters():  # make the student distinguishable from a fresh init
@@ -38,7 +43,7 @@ def test_backbone_loads_into_mmdet_and_mmseg_strictly(distill_ckpt, tmp_path):
     from mmseg.registry import MODELS as SEG_MODELS
     det = DET_MODELS.build(dict(type='mmdet.ResNet', **DOWNSTREAM_RESNET,
                                 init_cfg=dict(type='Pretrained', checkpoint=str(out))))
-    seg = SEG_MODELS.build(dict(type='mmseg.ResNetV1c', deep_stem=False, **DOWNSTREAM_RESNET,
+    seg = SEG_MODELS.build(dict(type='mmseg.ResNet', **DOWNSTREAM_RESNET,
                                 init_cfg=dict(type='Pretrained', checkpoint=str(out))))
     for net in (det, seg):
         state = torch.load(out)['state_dict']

@@ -41,7 +41,7 @@ class DistillScheduleHook(Hook):
     start_value=0., end_value=1., by_epoch=True)``. ``t`` is the number of *completed* epochs
     (``by_epoch``) or iterations; ``end=None`` means the run's last epoch/iteration. The value
     is recomputed from the runner's state, so resumed runs continue the schedule exactly, and
-    it is logged as ``<loss>.<attr>``.
+    it is logged as ``<method>.<attr>`` (``loss_dkd`` -> ``dkd.weight_scale``).
 
     Examples:
         DKD warm-up ``min(epoch/W, 1)``, epoch counted from 1:
@@ -98,4 +98,5 @@ class DistillScheduleHook(Hook):
         for s in self.schedules:
             v = self.value(s, runner)
             setattr(losses[s['loss']], s['attr'], v)
-            runner.message_hub.update_scalar(f"train/{s['loss']}.{s['attr']}", v)
+            # named without 'loss': MMEngine would log a moving average of a '*loss*' scalar
+            runner.message_hub.update_scalar(f"train/{s['loss'][len('loss_'):]}.{s['attr']}", v)

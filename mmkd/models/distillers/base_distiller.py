@@ -169,6 +169,9 @@ class BaseDistiller(BaseModel):
             if not self._inputs_checked:
                 loss.check_inputs(**kwargs)
             losses[name] = loss(**kwargs) * (loss.loss_weight * loss.weight_scale)
+            # MMEngine sums every key containing 'loss': parts are logged without that word
+            for part, value in loss.log_vars.items():
+                losses[f'{name[len("loss_"):]}.{part}'] = value.detach()
         self._inputs_checked = True
         return losses
 

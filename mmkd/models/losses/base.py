@@ -30,6 +30,8 @@ class DistillLoss(nn.Module):
         self.weight_scale = 1.0
         self.inputs = {**self.default_inputs, **(inputs or {})}
         self.name = type(self).__name__  # set to the config key by the distiller
+        # detached parts of the last value, logged by the distiller as '<method>.<part>'
+        self.log_vars: Dict[str, Tensor] = {}
 
     def setup(self, student: nn.Module, teacher: nn.Module) -> None:
         """Called once by the distiller after both models are built.
