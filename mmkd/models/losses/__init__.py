@@ -4,5 +4,6 @@ from .dkd import DKDLoss
 from .fitnet import FitNetLoss
 from .kd import KDLoss
 from .nkd import NKDLoss
+from .vitkd import ViTKDLoss
 
-__all__ = ['DistillLoss', 'KDLoss', 'DeiTLoss', 'NKDLoss', 'DKDLoss', 'FitNetLoss']
+__all__ = ['DistillLoss', 'KDLoss', 'DeiTLoss', 'NKDLoss', 'DKDLoss', 'FitNetLoss', 'ViTKDLoss']
