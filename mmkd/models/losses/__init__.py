@@ -1,4 +1,5 @@
 from .base import DistillLoss
+from .cskd import CSKDLoss
 from .deit import DeiTLoss
 from .dkd import DKDLoss
 from .fitnet import FitNetLoss
@@ -6,4 +7,5 @@ from .kd import KDLoss
 from .nkd import NKDLoss
 from .vitkd import ViTKDLoss
 
-__all__ = ['DistillLoss', 'KDLoss', 'DeiTLoss', 'NKDLoss', 'DKDLoss', 'FitNetLoss', 'ViTKDLoss']
+__all__ = ['DistillLoss', 'KDLoss', 'DeiTLoss', 'NKDLoss', 'DKDLoss', 'FitNetLoss', 'ViTKDLoss',
+           'CSKDLoss']
