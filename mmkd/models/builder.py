@@ -3,7 +3,7 @@ import copy
 import difflib
 import os.path as osp
 import re
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
@@ -63,19 +63,31 @@ def checkpoint_state_dict(path: str, role: str = 'teacher') -> dict:
     return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
 
 
-def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
-    """Load ``path`` into ``teacher``; any missing, unexpected or mis-shaped key is an error
-    naming the file and the keys (a half-loaded teacher silently teaches noise)."""
-    state = checkpoint_state_dict(path)
-    expected = teacher.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+def load_strict(model: nn.Module, path: str, role: str = 'teacher',
+                state: Optional[dict] = None) -> None:
+    """Load ``path`` (or its already extracted ``state``) into ``model``; any missing,
+    unexpected or mis-shaped key is an error naming the file and the keys: a half-loaded
+    teacher silently teaches noise, a half-loaded model under analysis silently misleads."""
+    state = checkpoint_state_dict(path, role) if state is None else state
+    # the data preprocessor's buffers are configuration, not weights
+    state = {k: v for k, v in state.items() if not k.startswith('data_preprocessor.')}
+    expected = {k for k in model.state_dict() if not k.startswith('data_preprocessor.')}
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
     if missing or unexpected:
         raise ValueError(
-            f"teacher checkpoint '{path}' does not match the teacher model: "
-            f'{len(missing)} missing keys {missing[:10]}, '
+            f"{role} checkpoint '{path}' does not match the {role} model "
+            f'({type(model).__name__}): {len(missing)} missing keys {missing[:10]}, '
             f'{len(unexpected)} unexpected keys {unexpected[:10]}')
     try:
-        teacher.load_state_dict(state, strict=True)
+        # strict=False only for the preprocessor buffers filtered above; keys are checked,
+        # and a shape mismatch still raises (after mmpretrain's pos_embed resizing hooks ran)
+        model.load_state_dict(state, strict=False)
     except RuntimeError as e:
-        raise ValueError(f"teacher checkpoint '{path}' does not match the teacher model: {e}") from None
+        detail = ' '.join(str(e).split())  # one line: torch's message spans several
+        raise ValueError(f"{role} checkpoint '{path}' does not match the {role} model: "
+                         f'{detail}') from None
+
+
+def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
+    load_strict(teacher, path, 'teacher')
