@@ -25,13 +25,17 @@ class PredFieldMetric(BaseMetric):
         field (str): the prediction's name, i.e. the prefix of ``<field>_pred_score``.
         metric (dict): the metric to run on that prediction.
         prefix (str, optional): reporting prefix; defaults to ``field``.
+        hint (str, optional): what to check when the model stored no such prediction.
     """
 
     #: what to check when the field is missing
     hint = "for CSKD's ensemble: a CSKDClsHead student with backbone out_type='raw'"
 
-    def __init__(self, field: str, metric: dict, prefix: Optional[str] = None, **kwargs):
+    def __init__(self, field: str, metric: dict, prefix: Optional[str] = None,
+                 hint: Optional[str] = None, **kwargs):
         super().__init__(prefix=prefix or field, **kwargs)
+        if hint is not None:
+            self.hint = hint
         self.field = field
         self.metric = METRICS.build(metric)
 

@@ -1,4 +1,5 @@
 from .base import DistillLoss
+from .cakd import CAKDLoss
 from .cskd import CSKDLoss
 from .deit import DeiTLoss
 from .dkd import DKDLoss
@@ -8,4 +9,4 @@ from .nkd import NKDLoss
 from .vitkd import ViTKDLoss
 
 __all__ = ['DistillLoss', 'KDLoss', 'DeiTLoss', 'NKDLoss', 'DKDLoss', 'FitNetLoss', 'ViTKDLoss',
-           'CSKDLoss']
+           'CSKDLoss', 'CAKDLoss']

@@ -1,0 +1,9 @@
+# CAKD, MobileNetV2 (student) <- ViT-B/16 (teacher), ImageNet-1k, 224 px, 120 epochs.
+# h_S: the last stride-16 stage (layer5), 96 x 14 x 14.
+_base_ = ['../_base_/cakd_imagenet.py']
+model = dict(
+    teacher_ckpt='checkpoints/vit-base-p16_in21k-pre-3rdparty_ft-64xb64_in1k-384_20210928-98e8652b.pth',
+    student='mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py',
+    student_taps=dict(feat='backbone.layer5'),
+    distill_losses=dict(loss_cakd=dict(s_channels=96)),
+)

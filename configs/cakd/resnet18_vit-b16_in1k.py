@@ -1,0 +1,10 @@
+# CAKD, ResNet-18 (student) <- ViT-B/16 (teacher), ImageNet-1k, 224 px, 120 epochs.
+# h_S: ResNet-18 layer3, 256 x 14 x 14 (the paper's 256 x 196 example). Its last map (layer4,
+# 512 x 7 x 7) also works: it is resized to the 14x14 grid (CAKDLoss align='resize').
+_base_ = ['../_base_/cakd_imagenet.py']
+model = dict(
+    teacher_ckpt='checkpoints/vit-base-p16_in21k-pre-3rdparty_ft-64xb64_in1k-384_20210928-98e8652b.pth',
+    student='mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    student_taps=dict(feat='backbone.layer3'),
+    distill_losses=dict(loss_cakd=dict(s_channels=256)),
+)
