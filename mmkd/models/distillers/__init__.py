@@ -2,6 +2,7 @@ from .base_distiller import BaseDistiller
 from .classification_distiller import ClassificationDistiller
 from .cross_arch_distiller import (CrossArchDDP, CrossArchDistiller,
                                    CrossArchOptimWrapperConstructor, MultiViewGenerator)
+from .segmentation_distiller import SegmentationDistiller
 
 __all__ = ['BaseDistiller', 'ClassificationDistiller', 'CrossArchDistiller', 'CrossArchDDP',
-           'CrossArchOptimWrapperConstructor', 'MultiViewGenerator']
+           'CrossArchOptimWrapperConstructor', 'MultiViewGenerator', 'SegmentationDistiller']

@@ -43,6 +43,9 @@ class BaseDistiller(BaseModel):
     builtin_taps: Dict[str, str] = {}
     #: sources ``data.<name>`` this task provides
     data_sources: tuple = ()
+    #: registry scope the student and teacher are built in (``'mmseg'`` for segmentors); mmkd's
+    #: registries are children of mmpretrain's, so ``'mmkd'`` covers mmpretrain models
+    model_scope: str = 'mmkd'
 
     def __init__(self,
                  student: ModelSpec,
@@ -62,7 +65,7 @@ class BaseDistiller(BaseModel):
         if teacher_ckpt is _REQUIRED:
             raise ValueError('the distiller needs teacher_ckpt: the path of the teacher\'s '
                              'checkpoint (teacher_ckpt=None only for smoke tests)')
-        self.student = build_model(student, 'student')
+        self.student = build_model(student, 'student', scope=self.model_scope)
         object.__setattr__(self, 'teacher', self._build_teacher(teacher, teacher_ckpt))
         self.student_loss_weight = student_loss_weight
 
@@ -89,7 +92,7 @@ class BaseDistiller(BaseModel):
 
     # -- building -------------------------------------------------------------------------
     def _build_teacher(self, spec: ModelSpec, ckpt: Optional[str]) -> nn.Module:
-        teacher = build_model(spec, 'teacher')
+        teacher = build_model(spec, 'teacher', scope=self.model_scope)
         if ckpt is None:
             msg = ('teacher_ckpt=None: the teacher keeps its RANDOM initialisation and teaches '
                    'noise. Use this only for smoke tests.')
