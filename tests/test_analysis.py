@@ -369,3 +369,12 @@ def test_plot_curves_cli(files):
     assert "4 panel(s): ['loss', 'loss_cls', 'loss_kd', 'accuracy/top1']" in out
     h, w, _ = read_png(files['dir'] / 'curves.png')
     assert (w, h) == figure_size(2, 3, C.CURVE_PANEL, C.CURVE_HEADER)
+
+
+def test_split_override_follows_test_mode():
+    # mmpretrain's MNIST datasets read their files by test_mode, not by split
+    from mmkd.analysis.loading import dataset_config, load_config
+    cfg = load_config('configs/fmnist/vit-small_fmnist.py')
+    assert dataset_config(cfg, 'train')['test_mode'] is False
+    assert dataset_config(cfg, 'test')['test_mode'] is True
+    assert dataset_config(cfg)['test_mode'] is True

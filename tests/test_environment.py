@@ -37,3 +37,22 @@ def test_registry_scopes():
     from mmdet.registry import MODELS as DET
     with DefaultScope.overwrite_default_scope('mmdet'):
         assert DET.get('MaskRCNN') is not None
+
+
+def test_fashion_mnist_splits_are_the_real_ones():
+    import os.path as osp
+
+    import pytest
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    import mmkd  # noqa: F401
+    from mmkd.registry import DATASETS
+    from conftest import FMNIST, ROOT
+    if not osp.isfile(osp.join(FMNIST, 't10k-images-idx3-ubyte')):
+        pytest.skip('Fashion-MNIST not prepared')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/datasets/fashion_mnist.py'))
+    with DefaultScope.overwrite_default_scope('mmkd'):
+        train = DATASETS.build(cfg.train_dataloader.dataset)
+        test = DATASETS.build(cfg.test_dataloader.dataset)
+    assert (len(train), len(test)) == (60000, 10000)  # the test split is not the training set

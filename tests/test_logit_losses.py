@@ -112,3 +112,11 @@ def test_shape_checks_name_loss_source_and_shapes():
         fit.check_inputs(torch.zeros(2, 4, 7, 7), torch.zeros(2, 16, 7, 7))
     with pytest.raises(ValueError, match=r"cannot match.*\(2, 8, 7, 7\).*\(2, 16, 4, 4\)"):
         fit.check_inputs(torch.zeros(2, 8, 7, 7), torch.zeros(2, 16, 4, 4))
+
+
+@pytest.mark.parametrize('loss_cls', [NKDLoss, DKDLoss])
+def test_label_losses_check_batch_sizes(loss_cls):
+    loss = loss_cls()
+    loss.name = 'loss_x'
+    with pytest.raises(ValueError, match=r"loss_x.*batch sizes differ.*\(4, 10\).*\(3,\)"):
+        loss.check_inputs(torch.zeros(4, 10), torch.zeros(4, 10), torch.zeros(3))

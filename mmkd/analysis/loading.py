@@ -237,6 +237,10 @@ def dataset_config(cfg: Config, split: Optional[str] = None) -> dict:
             raise ValueError(f"the config's {ds.get('type')} dataset has no 'split' argument; "
                              'leave the split unset to use its test images')
         ds['split'] = split
+        if 'test_mode' in ds:
+            # mmpretrain's MNIST datasets choose their files by test_mode (see the
+            # fashion_mnist dataset config): it must follow the split
+            ds['test_mode'] = split != 'train'
     return ds
 
 

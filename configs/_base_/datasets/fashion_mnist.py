@@ -21,7 +21,10 @@ val_dataloader = dict(
     batch_size=256,
     num_workers=2,
     persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='test', pipeline=test_pipeline),
+    # mmpretrain 1.2's MNIST datasets pick their files by test_mode, not by split: without
+    # test_mode=True, split='test' silently loads the 60000 training images
+    dataset=dict(type=dataset_type, data_root=data_root, split='test', test_mode=True,
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, ))

@@ -65,6 +65,13 @@ class DistillLoss(nn.Module):
         if ta.shape != tb.shape:
             raise self.shape_error('inputs must have the same shape', a, ta, b, tb)
 
+    def require_logits_and_labels(self, s_logits: Tensor, t_logits: Tensor, gt: Tensor) -> None:
+        """(B, K) student and teacher logits of one shape, and labels for the same B."""
+        self.require_ndim('s_logits', s_logits, (2, ))
+        self.require_same_shape('s_logits', s_logits, 't_logits', t_logits)
+        if gt.shape[0] != s_logits.shape[0]:
+            raise self.shape_error('batch sizes differ', 's_logits', s_logits, 'gt', gt)
+
     def require_ndim(self, arg: str, tensor: Tensor, ndims: Sequence[int]) -> None:
         if not isinstance(tensor, Tensor) or tensor.dim() not in ndims:
             raise self.shape_error(f'expected a {"/".join(map(str, ndims))}-D tensor', arg, tensor)

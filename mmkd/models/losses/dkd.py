@@ -27,10 +27,7 @@ class DKDLoss(DistillLoss):
         self.tau = tau
 
     def check_inputs(self, s_logits: Tensor, t_logits: Tensor, gt: Tensor) -> None:
-        self.require_ndim('s_logits', s_logits, (2, ))
-        self.require_same_shape('s_logits', s_logits, 't_logits', t_logits)
-        if gt.shape[0] != s_logits.shape[0]:
-            raise self.shape_error('batch sizes differ', 's_logits', s_logits, 'gt', gt)
+        self.require_logits_and_labels(s_logits, t_logits, gt)
 
     def forward(self, s_logits: Tensor, t_logits: Tensor, gt: Tensor) -> Tensor:
         T = self.tau
