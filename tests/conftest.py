@@ -18,6 +18,15 @@ DEIT = osp.join(MODELS_DIR, 'fmnist_deit_small.py')
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def mmkd_default_scope():
+    """Each test starts in the mmkd scope: a Runner of an earlier test (mmdet, mmseg) leaves
+    MMEngine's process-wide current scope behind, and builds would resolve in its registry."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmkd'):
+        yield
+
+
 def random_batch(n=4, size=28, channels=1, num_classes=10, seed=0):
     from mmpretrain.structures import DataSample
     g = torch.Generator().manual_seed(seed)

@@ -7,7 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
-from mmkd.utils import setup_cpu_distributed
+from mmkd.utils import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args():
@@ -40,7 +40,10 @@ def main():
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    finally:
+        teardown_distributed()
     if args.out:
         from mmengine.fileio import dump
         dump(metrics, args.out)

@@ -7,7 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registers mmkd types, makes torch.load safe for MMEngine checkpoints)
-from mmkd.utils import setup_cpu_distributed
+from mmkd.utils import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args():
@@ -65,7 +65,10 @@ def main():
     cfg = merge_args(Config.fromfile(args.config), args)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -1,3 +1,3 @@
-from .launch import setup_cpu_distributed
+from .launch import setup_cpu_distributed, teardown_distributed
 
-__all__ = ['setup_cpu_distributed']
+__all__ = ['setup_cpu_distributed', 'teardown_distributed']

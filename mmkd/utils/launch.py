@@ -24,3 +24,12 @@ def setup_cpu_distributed(cfg) -> bool:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def teardown_distributed() -> None:
+    """Destroy the process group before the interpreter exits: a gloo group left to the
+    interpreter's teardown can abort a rank ('terminate called without an active exception')
+    after training has finished, failing the whole torchrun job."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
