@@ -7,8 +7,6 @@ Each argument is a work dir (every <timestamp>/vis_data/scalars.json in it, olde
 run dir or a scalars.json file. See docs/analysis.md.
 """
 import argparse
-import os.path as osp
-import sys
 
 
 def parse_args(argv=None):
@@ -42,9 +40,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (FileNotFoundError, ValueError, KeyError, IndexError, TypeError) as e:
-        # the loaders' errors name the file, key or layer: show them without a traceback
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e  # KeyError's str() is a repr
-        sys.exit(f'{osp.basename(__file__)}: error: {msg}')
+    from mmkd.analysis.cli import run_cli
+    run_cli(main, __file__)
