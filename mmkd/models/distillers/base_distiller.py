@@ -157,14 +157,20 @@ class BaseDistiller(BaseModel):
     def data_inputs(self, data_samples) -> Dict[str, Tensor]:
         return {}
 
+    def student_inputs(self, inputs: Tensor) -> Tensor:
+        """What the student sees; the teacher always sees the clean ``inputs``. Identity here;
+        e.g. Cross-Architecture KD feeds the student multi-view transformed images."""
+        return inputs
+
     # -- the step -------------------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         self.teacher_taps.pop()
         with torch.no_grad():  # not inference_mode: its tensors cannot be saved for backward
             self.teacher_forward(inputs, data_samples)
         t_records = self.teacher_taps.pop()
+        student_losses = self.student_loss(self.student_inputs(inputs), data_samples)
         losses = {k: v * self.student_loss_weight if 'loss' in k else v
-                  for k, v in self.student_loss(inputs, data_samples).items()}
+                  for k, v in student_losses.items()}
         s_records = self.student_taps.pop()
         records = dict(student=s_records, teacher=t_records, data=self.data_inputs(data_samples))
         for name, loss in self.distill_losses.items():

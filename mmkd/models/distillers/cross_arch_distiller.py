@@ -213,11 +213,10 @@ class CrossArchDistiller(ClassificationDistiller):
         return [loss.discriminator for loss in self.adversarial_losses().values()]
 
     # -- inputs ---------------------------------------------------------------------------
-    def student_loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
-        # BaseDistiller.loss has already run the teacher on the clean ``inputs``
+    def student_inputs(self, inputs: Tensor) -> Tensor:
         if self.training and self.multi_view is not None:
-            inputs = self.multi_view(inputs)
-        return super().student_loss(inputs, data_samples)
+            return self.multi_view(inputs)
+        return inputs
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         if (self.training and not self._in_train_step and dist.is_available()
