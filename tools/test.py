@@ -1,13 +1,12 @@
 """Evaluate a checkpoint with any OpenMMLab config (the student, for distillation configs)."""
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
-from mmkd.utils import setup_cpu_distributed, teardown_distributed
+from mmkd.utils import load_run_config, setup_cpu_distributed, teardown_distributed
 
 
 def parse_args():
@@ -29,14 +28,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args)
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)

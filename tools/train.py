@@ -1,13 +1,12 @@
 """Train (or distil) with any OpenMMLab config: mmkd, mmpretrain, mmdet or mmseg."""
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registers mmkd types, makes torch.load safe for MMEngine checkpoints)
-from mmkd.utils import setup_cpu_distributed, teardown_distributed
+from mmkd.utils import load_run_config, setup_cpu_distributed, teardown_distributed
 
 
 def parse_args():
@@ -34,13 +33,7 @@ def parse_args():
 
 
 def merge_args(cfg, args):
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    """Apply the training-only options (the shared ones: :func:`load_run_config`)."""
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
@@ -62,7 +55,7 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_run_config(args), args)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     try:

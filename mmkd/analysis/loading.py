@@ -15,6 +15,7 @@ from torch import Tensor
 
 from mmkd.models.builder import build_model, checkpoint_state_dict
 from mmkd.models.builder import load_strict as builder_load_strict
+from mmkd.models.builder import sub_state_dict
 
 ROLES = ('student', 'teacher', 'model')
 
@@ -104,7 +105,7 @@ def model_state(path: str, role: str) -> dict:
     distillation checkpoint's ``student.*`` keys with the prefix removed."""
     state = checkpoint_state_dict(path, role=role)
     if any(k.startswith('student.') for k in state):
-        state = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
+        state = sub_state_dict(state, 'student.')
     return state
 
 

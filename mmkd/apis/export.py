@@ -5,7 +5,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from mmkd.models.builder import checkpoint_state_dict
+from mmkd.models.builder import checkpoint_state_dict, sub_state_dict
 
 
 def extract_student(ckpt_path: str, classifier_out: Optional[str] = None,
@@ -21,16 +21,18 @@ def extract_student(ckpt_path: str, classifier_out: Optional[str] = None,
     Returns:
         the two state dicts.
     """
-    state = checkpoint_state_dict(ckpt_path, role='distillation')
-    student = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
+    if not osp.isfile(ckpt_path):
+        raise FileNotFoundError(f"distillation checkpoint '{ckpt_path}' does not exist")
+    raw = torch.load(ckpt_path, map_location='cpu')  # weights_only: see mmkd.compat
+    state = checkpoint_state_dict(ckpt_path, role='distillation', ckpt=raw)
+    student = sub_state_dict(state, 'student.')
     if not student:
         raise ValueError(f"'{ckpt_path}' has no 'student.' keys: not a distillation checkpoint "
                          f'(first keys: {list(state)[:5]})')
-    backbone = {k[len('backbone.'):]: v for k, v in student.items() if k.startswith('backbone.')}
+    backbone = sub_state_dict(student, 'backbone.')
     if not backbone:
         raise ValueError(f"the student in '{ckpt_path}' has no 'backbone.' keys")
     meta = dict(source=osp.abspath(ckpt_path))
-    raw = torch.load(ckpt_path, map_location='cpu')
     if isinstance(raw, dict) and 'dataset_meta' in raw.get('meta', {}):
         meta['dataset_meta'] = raw['meta']['dataset_meta']
     for out, sd in ((classifier_out, student), (backbone_out, backbone)):

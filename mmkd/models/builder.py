@@ -51,12 +51,13 @@ def build_model(spec: ModelSpec, role: str, scope: str = 'mmkd') -> nn.Module:
         return MODELS.build(cfg)
 
 
-def checkpoint_state_dict(path: str, role: str = 'teacher') -> dict:
+def checkpoint_state_dict(path: str, role: str = 'teacher', ckpt=None) -> dict:
     """The state dict stored in ``path`` (``state_dict`` entry, or the file itself), loaded with
-    torch's safe loader."""
-    if not isinstance(path, str) or not osp.isfile(path):
-        raise FileNotFoundError(f"{role} checkpoint '{path}' does not exist")
-    ckpt = torch.load(path, map_location='cpu')  # weights_only: see mmkd.compat
+    torch's safe loader; ``ckpt``: the file's already loaded content, to read it only once."""
+    if ckpt is None:
+        if not isinstance(path, str) or not osp.isfile(path):
+            raise FileNotFoundError(f"{role} checkpoint '{path}' does not exist")
+        ckpt = torch.load(path, map_location='cpu')  # weights_only: see mmkd.compat
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{role} checkpoint '{path}' holds no state dict")
@@ -91,3 +92,8 @@ def load_strict(model: nn.Module, path: str, role: str = 'teacher',
 
 def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     load_strict(teacher, path, 'teacher')
+
+
+def sub_state_dict(state: dict, prefix: str) -> dict:
+    """The entries of ``state`` under ``prefix`` (e.g. ``'student.'``), the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

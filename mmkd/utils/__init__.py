@@ -1,3 +1,3 @@
-from .launch import setup_cpu_distributed, teardown_distributed
+from .launch import load_run_config, setup_cpu_distributed, teardown_distributed
 
-__all__ = ['setup_cpu_distributed', 'teardown_distributed']
+__all__ = ['load_run_config', 'setup_cpu_distributed', 'teardown_distributed']
