@@ -11,7 +11,10 @@ def setup_cpu_distributed(cfg) -> bool:
     MMEngine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model in DDP with
     ``device_ids=[local_rank]``; both fail on CPU. Here we open the process group with gloo
     ourselves (MMEngine then skips its own initialisation) and ask DDP for ``device_ids=None``,
-    which is what CPU modules need. Returns whether it did so.
+    which is what CPU modules need. ``find_unused_parameters`` stays False unless the config
+    sets it: every distiller's step gives each parameter DDP syncs a gradient
+    (``tests/test_ddp.py``; CrossArchDDP keeps one reducer per update for that). Returns whether
+    it did so.
     """
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return False

@@ -4,6 +4,7 @@ the student (+ projectors) and of the discriminator with separate optimizers, no
 The losses themselves are :class:`~mmkd.models.losses.CAKDLoss`; how to run: ``docs/cakd.md``.
 """
 import math
+from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper, OptimWrapperDict
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from mmkd.registry import MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from .classification_distiller import ClassificationDistiller
@@ -258,12 +260,16 @@ class CrossArchDistiller(ClassificationDistiller):
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: Union[OptimWrapper, OptimWrapperDict],
-                   model: Optional[nn.Module] = None) -> Dict[str, Tensor]:
+                   model: Optional[nn.Module] = None,
+                   discriminator_model: Optional[nn.Module] = None) -> Dict[str, Tensor]:
         """One student update, then (every ``d_interval`` iterations) one discriminator
-        update. ``model``: what runs the forwards, the distiller itself or its
-        :class:`CrossArchDDP` wrapper (which then all-reduces the gradients of each update)."""
+        update. ``model``: what runs the student update's forward, the distiller itself or a
+        DDP wrapper of it (which then all-reduces that update's gradients);
+        ``discriminator_model``: the same for the discriminator update, default ``model``.
+        :class:`CrossArchDDP` passes one DDP reducer per update."""
         s_wrapper, d_wrapper = self._wrappers(optim_wrapper)
         model = self if model is None else model
+        d_model = model if discriminator_model is None else discriminator_model
         it = int(self.train_iter)
 
         # student + projectors: distillation losses (L_MVG with gradient) + CE
@@ -281,8 +287,8 @@ class CrossArchDistiller(ClassificationDistiller):
 
         # discriminator: L_MAD on this iteration's detached tokens
         if adversarial and it % self.d_interval == 0:
-            with d_wrapper.optim_context(model):
-                d_loss = model(mode='discriminator')
+            with d_wrapper.optim_context(d_model):
+                d_loss = d_model(mode='discriminator')
             d_wrapper.update_params(d_loss)
             # added after parse_losses: logged, not part of the student's total 'loss'
             log_vars['loss_mad'] = d_loss.detach()
@@ -320,17 +326,73 @@ class CrossArchDDP(MMDistributedDataParallel):
     MMEngine's Runner looks the wrapper up in its root registry, which does not see mmkd's scope).
 
     MMEngine's DDP wrapper runs its own single-optimizer step; this one runs the distiller's
-    alternating step, each update's forward through DDP, so that the gradients of the student
-    update and of the discriminator update are all-reduced. Each update leaves the other side's
-    parameters unused, hence ``find_unused_parameters=True`` always.
+    alternating step. The two updates train disjoint parameters (the student's forward uses the
+    discriminator only through detached parameters, L_MAD only detached tokens), so one reducer
+    over all of them would miss half of its gradients in every update and need
+    ``find_unused_parameters=True``: an extra autograd traversal per step, and a switch that
+    would also hide a parameter that silently never trains. Hence two reducers over the same
+    module, each ignoring the other's parameters: this wrapper's own (the student and the
+    projectors, and the buffers, synced as by a plain DDP) for the student update, and
+    :attr:`discriminator_ddp` (kept outside the module tree, so that state dicts and
+    ``modules()`` are those of one DDP) for the discriminator update. Each update then gives
+    every parameter of its reducer a gradient, as DDP's default ``find_unused_parameters=False``
+    requires; ``model_wrapper_cfg`` arguments (that one too, when set) apply to both reducers.
     """
 
-    def __init__(self, module, **kwargs):
-        kwargs['find_unused_parameters'] = True
-        super().__init__(module=module, **kwargs)
+    def __init__(self, module, detect_anomalous_params: bool = False, **kwargs):
+        d_names = self._discriminator_names(module)
+        others = self._names(module) - d_names
+        user_ignored = set(getattr(module, '_ddp_params_and_buffers_to_ignore', ()))
+        with self._ignoring(module, user_ignored | d_names):
+            super().__init__(module=module, detect_anomalous_params=detect_anomalous_params,
+                             **kwargs)
+        d_ddp = None
+        if any(p.requires_grad for n, p in module.named_parameters()
+               if n in d_names - user_ignored):
+            with self._ignoring(module, user_ignored | others):
+                d_ddp = DistributedDataParallel(module=module, **kwargs)
+        # not a registered sub-module: state_dict(), modules() and .to() stay those of one DDP
+        object.__setattr__(self, 'discriminator_ddp', d_ddp)
+
+    @staticmethod
+    def _names(module: nn.Module) -> set:
+        names = {n for n, _ in module.named_parameters()} | {n for n, _ in module.named_buffers()}
+        # DDP names a root module's own parameter '.name' when it builds its reducer
+        return names | {f'.{n}' for n in names if '.' not in n}
+
+    @staticmethod
+    def _discriminator_names(module: nn.Module) -> set:
+        discriminators = getattr(module, 'discriminators', lambda: [])()
+        d_ids = {id(m) for d in discriminators for m in d.modules()}
+        names = set()
+        for prefix, sub in module.named_modules():
+            if id(sub) in d_ids:
+                names |= {f'{prefix}.{n}' for n, _ in sub.named_parameters(recurse=False)}
+                names |= {f'{prefix}.{n}' for n, _ in sub.named_buffers(recurse=False)}
+        return names
+
+    @staticmethod
+    @contextmanager
+    def _ignoring(module: nn.Module, names: set):
+        """What a DDP built inside ignores: DDP reads (copies)
+        ``module._ddp_params_and_buffers_to_ignore`` in its constructor. Set directly rather
+        than by ``DistributedDataParallel._set_params_and_buffers_to_ignore_for_model``, which
+        also tags each parameter ``_ddp_ignored`` for good: with two reducers every parameter
+        would end up tagged. The user's own setting is restored afterwards."""
+        missing = object()
+        before = module.__dict__.get('_ddp_params_and_buffers_to_ignore', missing)
+        module._ddp_params_and_buffers_to_ignore = sorted(names)
+        try:
+            yield
+        finally:
+            if before is missing:
+                del module._ddp_params_and_buffers_to_ignore
+            else:
+                module._ddp_params_and_buffers_to_ignore = before
 
     def train_step(self, data, optim_wrapper):
-        return self.module.train_step(data, optim_wrapper, model=self)
+        return self.module.train_step(data, optim_wrapper, model=self,
+                                      discriminator_model=self.discriminator_ddp)
 
 
 def _mirror(module: nn.Module, keep: set, drop: set, own_params: bool) -> Optional[nn.Module]:
