@@ -22,7 +22,7 @@ LOOPS = _child('loop', mmpretrain_registry.LOOPS, ['mmkd.engine'])
 HOOKS = _child('hook', mmpretrain_registry.HOOKS, ['mmkd.engine'])
 LOG_PROCESSORS = _child('log processor', mmpretrain_registry.LOG_PROCESSORS)
 OPTIMIZERS = _child('optimizer', mmpretrain_registry.OPTIMIZERS)
-OPTIM_WRAPPERS = _child('optim wrapper', mmpretrain_registry.OPTIM_WRAPPERS)
+OPTIM_WRAPPERS = _child('optim wrapper', mmpretrain_registry.OPTIM_WRAPPERS, ['mmkd.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
                                     mmpretrain_registry.OPTIM_WRAPPER_CONSTRUCTORS)
 PARAM_SCHEDULERS = _child('parameter scheduler', mmpretrain_registry.PARAM_SCHEDULERS)

@@ -2,6 +2,7 @@
 import argparse
 import os
 
+import torch
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
@@ -16,7 +17,9 @@ def parse_args():
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or the latest one in the work '
                         'dir when no path is given')
-    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision: float16 with a dynamic loss scale on '
+                        'a GPU, bfloat16 autocast (AutocastOptimWrapper) without one')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not validate checkpoints during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -36,10 +39,14 @@ def merge_args(cfg, args):
     """Apply the training-only options (the shared ones: :func:`load_run_config`)."""
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper', 'AutocastOptimWrapper'):
             raise ValueError(f'--amp needs an OptimWrapper/AmpOptimWrapper, got {optim_wrapper}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        if optim_wrapper == 'OptimWrapper':
+            if torch.cuda.is_available():
+                cfg.optim_wrapper.type = 'AmpOptimWrapper'
+                cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+            else:  # MMEngine's AmpOptimWrapper needs an accelerator
+                cfg.optim_wrapper.type = 'AutocastOptimWrapper'
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

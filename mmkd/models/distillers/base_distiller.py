@@ -1,9 +1,10 @@
 """What every distiller shares: building and freezing the teacher, feature taps, running the
 distillation losses. Task distillers (classification, segmentation) add only how each model is
 run and which data sources exist."""
+import contextlib
 import inspect
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -38,6 +39,14 @@ class BaseDistiller(BaseModel):
         student_taps, teacher_taps (dict): ``name -> module path`` (or
             ``dict(path=..., io='input'|'output')``) captured by forward hooks.
         student_loss_weight (float): weight of the student's own task loss.
+        teacher_autocast (str | None): ``'bfloat16'`` or ``'float16'``: run the teacher under
+            ``torch.autocast`` in that dtype (its captured features are cast back to float32
+            for the losses). Under ``--amp`` the whole step, teacher included, is autocast
+            anyway; this casts only the teacher. Default: off.
+        compile_teacher (bool | dict): ``torch.compile`` the teacher (``dict``: compile
+            options, e.g. ``dict(mode='max-autotune')``); its feature taps keep working.
+        channels_last (bool): both models and their inputs in ``torch.channels_last`` memory
+            format, faster for CNNs (convolutions) on GPUs and recent CPUs.
     """
     #: taps every distiller of this task has, e.g. the classifier's logits
     builtin_taps: Dict[str, str] = {}
@@ -55,6 +64,9 @@ class BaseDistiller(BaseModel):
                  student_taps: Optional[Dict[str, TapSpec]] = None,
                  teacher_taps: Optional[Dict[str, TapSpec]] = None,
                  student_loss_weight: float = 1.0,
+                 teacher_autocast: Optional[str] = None,
+                 compile_teacher: Union[bool, dict] = False,
+                 channels_last: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if isinstance(data_preprocessor, dict):
@@ -62,14 +74,35 @@ class BaseDistiller(BaseModel):
             # without a runner's default scope
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if teacher_ckpt is _REQUIRED:
+        cached = self.cached_teacher_taps()
+        if teacher is None:
+            if not cached:
+                raise ValueError(f'{type(self).__name__} needs a teacher')
+            teacher_ckpt = None if teacher_ckpt is _REQUIRED else teacher_ckpt
+        elif teacher_ckpt is _REQUIRED:
             raise ValueError('the distiller needs teacher_ckpt: the path of the teacher\'s '
                              'checkpoint (teacher_ckpt=None only for smoke tests)')
+        if teacher_autocast not in (None, 'bfloat16', 'float16'):
+            raise ValueError("teacher_autocast must be None, 'bfloat16' or 'float16', got "
+                             f'{teacher_autocast!r}')
+        self.teacher_autocast = teacher_autocast
+        self.channels_last = bool(channels_last)
         self.student = build_model(student, 'student', scope=self.model_scope)
-        object.__setattr__(self, 'teacher', self._build_teacher(teacher, teacher_ckpt))
+        object.__setattr__(self, 'teacher', None if teacher is None
+                           else self._build_teacher(teacher, teacher_ckpt))
         self.student_loss_weight = student_loss_weight
 
+        self.student_taps = FeatureTaps(
+            self.student, {**self._builtin_taps(self.student), **(student_taps or {})}, 'student')
+        self.teacher_taps = FeatureTaps(
+            self.teacher, {**self._builtin_taps(self.teacher), **(teacher_taps or {})}
+            if self.teacher is not None else {}, 'teacher')
+        # where the losses' teacher sources come from: the teacher's taps, or, when the
+        # teacher's outputs are read from the data (a logit cache), only what the data holds
+        self._teacher_paths = cached or self.teacher_taps.paths
+
         self.distill_losses = nn.ModuleDict()
+        self._loss_args = {}
         for name, cfg in (distill_losses or {}).items():
             if not name.startswith('loss_'):
                 raise ValueError(f"distill_losses: name '{name}' must start with 'loss_' "
@@ -79,16 +112,21 @@ class BaseDistiller(BaseModel):
                 raise TypeError(f"distill_losses['{name}'] is a {type(loss).__name__}, "
                                 'not a DistillLoss')
             loss.name = name
+            # sources first: a loss that needs teacher features cannot work from a logit cache,
+            # which the error says better than the loss's setup failing on a missing teacher
+            self._loss_args[name] = self._resolve_sources(loss)
             loss.setup(self.student, self.teacher)
             self.distill_losses[name] = loss
-
-        self.student_taps = FeatureTaps(
-            self.student, {**self._builtin_taps(self.student), **(student_taps or {})}, 'student')
-        self.teacher_taps = FeatureTaps(
-            self.teacher, {**self._builtin_taps(self.teacher), **(teacher_taps or {})}, 'teacher')
-        self._loss_args = {name: self._resolve_sources(loss)
-                           for name, loss in self.distill_losses.items()}
         self._inputs_checked = False
+
+        if self.channels_last:
+            self.student.to(memory_format=torch.channels_last)
+            if self.teacher is not None:
+                self.teacher.to(memory_format=torch.channels_last)
+        if compile_teacher and self.teacher is not None:
+            # in place (nn.Module.compile): names, state and hooks stay those of the module
+            self.teacher.compile(**(compile_teacher if isinstance(compile_teacher, dict)
+                                    else {}))
 
     # -- building -------------------------------------------------------------------------
     def _build_teacher(self, spec: ModelSpec, ckpt: Optional[str]) -> nn.Module:
@@ -122,27 +160,37 @@ class BaseDistiller(BaseModel):
                 raise ValueError(f"{type(loss).__name__} '{loss.name}' needs input '{arg}': "
                                  f"set inputs=dict({arg}='student.<tap>' | 'teacher.<tap>')")
             kind, _, key = source.partition('.')
-            available = {'student': self.student_taps.paths, 'teacher': self.teacher_taps.paths,
+            available = {'student': self.student_taps.paths, 'teacher': self._teacher_paths,
                          'data': dict.fromkeys(self.data_sources)}.get(kind)
             if available is None or key not in available:
                 raise ValueError(
                     f"{type(loss).__name__} '{loss.name}': input '{arg}' comes from unknown "
                     f"source '{source}'. Known: "
                     + ', '.join([f'student.{t}' for t in self.student_taps.paths]
-                                + [f'teacher.{t}' for t in self.teacher_taps.paths]
-                                + [f'data.{d}' for d in self.data_sources]))
+                                + [f'teacher.{t}' for t in self._teacher_paths]
+                                + [f'data.{d}' for d in self.data_sources])
+                    + ('. The teacher is read from a logit cache, which holds only '
+                       f'{sorted(self._teacher_paths)}' if kind == 'teacher'
+                       and self._teacher_paths is not self.teacher_taps.paths else ''))
             resolved[arg] = (kind, key)
         return resolved
+
+    def cached_teacher_taps(self) -> Dict[str, str]:
+        """Teacher taps that the data provides instead of a teacher forward (``name ->
+        description``); non-empty means the teacher is not run in training (and may be None)."""
+        return {}
 
     # -- teacher stays frozen -------------------------------------------------------------
     def train(self, mode: bool = True):
         super().train(mode)
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.eval()
         return self
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        self.teacher._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            self.teacher._apply(fn, *args, **kwargs)
         return self
 
     # -- what task distillers provide -----------------------------------------------------
@@ -163,11 +211,26 @@ class BaseDistiller(BaseModel):
         return inputs
 
     # -- the step -------------------------------------------------------------------------
-    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
+    def teacher_records(self, inputs: Tensor, data_samples) -> Dict[str, object]:
+        """The teacher's taps for this batch: one frozen forward pass."""
         self.teacher_taps.pop()
-        with torch.no_grad():  # not inference_mode: its tensors cannot be saved for backward
+        # not inference_mode: its tensors cannot be saved for the student's backward
+        with torch.no_grad(), self._teacher_autocast(inputs):
             self.teacher_forward(inputs, data_samples)
-        t_records = self.teacher_taps.pop()
+        records = self.teacher_taps.pop()
+        if self.teacher_autocast:
+            records = _to_float32(records)
+        return records
+
+    def _teacher_autocast(self, inputs: Tensor):
+        if not self.teacher_autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(inputs.device.type, dtype=getattr(torch, self.teacher_autocast))
+
+    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
+        if self.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        t_records = self.teacher_records(inputs, data_samples)
         student_losses = self.student_loss(self.student_inputs(inputs), data_samples)
         losses = {k: v * self.student_loss_weight if 'loss' in k else v
                   for k, v in student_losses.items()}
@@ -192,3 +255,14 @@ class BaseDistiller(BaseModel):
         if mode == 'tensor':
             return self.student(inputs, mode='tensor')
         raise RuntimeError(f'Invalid mode "{mode}".')
+
+
+def _to_float32(records):
+    """Half-precision tensors (at any depth of tuples/lists/dicts) to float32."""
+    if isinstance(records, Tensor):
+        return records.float() if records.is_floating_point() else records
+    if isinstance(records, dict):
+        return {k: _to_float32(v) for k, v in records.items()}
+    if isinstance(records, (tuple, list)):
+        return type(records)(_to_float32(v) for v in records)
+    return records

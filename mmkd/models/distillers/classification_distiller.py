@@ -26,19 +26,30 @@ class ClassificationDistiller(BaseDistiller):
             with, in the pixel range of the data; default: the student's normalisation.
         eval_teacher (bool): also predict with the teacher in val/test; its scores are stored
             as ``teacher_pred_score`` for :class:`~mmkd.evaluation.TeacherMetric`.
+        logit_cache (bool): read the teacher's logits from the data (the ``teacher_logits``
+            field that :class:`~mmkd.datasets.TeacherLogitsDataset` adds to each sample)
+            instead of running the teacher; ``teacher`` may then be ``None``. Only losses on
+            ``teacher.logits`` (KD, NKD, DKD, DeiT) can work from it, and the data preprocessor
+            must not mix samples (mixup/cutmix change the image the logits belong to).
         **kwargs: see :class:`BaseDistiller`.
     """
     builtin_taps = dict(logits='head')
     data_sources = ('gt_label', 'gt_score')
 
     def __init__(self, *args, teacher_norm: Optional[dict] = None, eval_teacher: bool = False,
-                 **kwargs):
+                 logit_cache: bool = False, **kwargs):
         # as mmpretrain's ImageClassifier: the config's top-level data_preprocessor has no type
         pre = kwargs.get('data_preprocessor') or {}
         if isinstance(pre, dict):
             kwargs['data_preprocessor'] = {'type': 'ClsDataPreprocessor', **pre}
+        # read by cached_teacher_taps() during BaseDistiller.__init__, hence set before it
+        object.__setattr__(self, 'logit_cache', bool(logit_cache))
         super().__init__(*args, **kwargs)
+        if eval_teacher and self.teacher is None:
+            raise ValueError('eval_teacher=True needs a teacher (teacher=None with logit_cache)')
         self.eval_teacher = eval_teacher
+        if self.logit_cache:
+            self._check_no_mixing()
         self._check_num_classes()
         self._setup_teacher_norm(teacher_norm)
 
@@ -48,7 +59,30 @@ class ClassificationDistiller(BaseDistiller):
             taps['dist_logits'] = 'head.layers.head_dist'
         return taps
 
+    def cached_teacher_taps(self) -> Dict[str, str]:
+        return dict(logits='data samples: teacher_logits') if self.logit_cache else {}
+
+    def _check_no_mixing(self) -> None:
+        augments = getattr(self.data_preprocessor, 'batch_augments', None)
+        if augments is not None:
+            names = [type(a).__name__ for a in getattr(augments, 'augments', [augments])]
+            raise ValueError(
+                f'logit_cache=True, but the data preprocessor mixes samples ({names}): the '
+                'cached logits belong to the unmixed images. Remove batch_augments from '
+                'data_preprocessor, or distil from the online teacher.')
+
+    def teacher_records(self, inputs: Tensor, data_samples) -> Dict[str, object]:
+        if not self.logit_cache:
+            return super().teacher_records(inputs, data_samples)
+        if data_samples is None or 'teacher_logits' not in data_samples[0]:
+            raise KeyError('logit_cache=True, but the data samples carry no teacher_logits: '
+                           'wrap the training dataset in TeacherLogitsDataset')
+        logits = torch.stack([s.teacher_logits for s in data_samples]).to(inputs.device)
+        return dict(logits=logits)
+
     def _check_num_classes(self) -> None:
+        if self.teacher is None:
+            return
         s_k = getattr(self.student.head, 'num_classes', None)
         t_k = getattr(self.teacher.head, 'num_classes', None)
         logit_losses = [name for name, args in self._loss_args.items()

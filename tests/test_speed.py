@@ -1,0 +1,110 @@
+"""Speed options of the distiller (bf16 teacher, channels_last, compiled teacher, --amp on CPU)
+and the step benchmark against a hand-written loop, in its reduced mode."""
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+import mmkd  # noqa: F401
+from mmkd.registry import MODELS
+from conftest import CNN, ROOT, VIT, random_batch
+
+PRE = dict(type='ClsDataPreprocessor', num_classes=10, mean=[72.94], std=[90.02], to_rgb=False)
+
+
+def build(**kwargs):
+    """ViT student <- CNN teacher, KD + FitNet-style feature tap, fixed random weights."""
+    cfg = dict(type='ClassificationDistiller', student=VIT, teacher=CNN, teacher_ckpt=None,
+               teacher_taps=dict(feat='backbone.layer2'),
+               distill_losses=dict(loss_kd=dict(type='KDLoss', tau=4.0)), data_preprocessor=PRE)
+    cfg.update(kwargs)
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match='RANDOM'):
+        model = MODELS.build(cfg)
+    model.train()
+    return model
+
+
+def records_and_loss(model, seed=0):
+    data = model.data_preprocessor(random_batch(8, seed=seed), True)
+    records = model.teacher_records(data['inputs'], data['data_samples'])
+    torch.manual_seed(1)  # the student's drop path
+    losses = model.loss(data['inputs'], data['data_samples'])
+    return records, losses
+
+
+def test_teacher_bf16_autocast_casts_back_and_stays_close():
+    ref_records, ref_losses = records_and_loss(build())
+    records, losses = records_and_loss(build(teacher_autocast='bfloat16'))
+    for key in ('logits', 'feat'):
+        ref, got = ref_records[key], records[key]
+        ref, got = (ref[0], got[0]) if isinstance(ref, tuple) else (ref, got)
+        assert got.dtype == torch.float32  # the losses get float32 features
+        assert not torch.equal(got, ref)   # the teacher did run in bf16 ...
+        torch.testing.assert_close(got, ref, atol=0.05, rtol=0.05)  # ... and is close to fp32
+    torch.testing.assert_close(losses['loss_kd'], ref_losses['loss_kd'], atol=2e-3, rtol=0.05)
+    with pytest.raises(ValueError, match="teacher_autocast must be None, 'bfloat16'"):
+        MODELS.build(dict(type='ClassificationDistiller', student=VIT, teacher=CNN,
+                          teacher_ckpt=None, teacher_autocast='int8', data_preprocessor=PRE))
+
+
+def test_channels_last_models_and_inputs():
+    ref_records, ref_losses = records_and_loss(build())
+    model = build(channels_last=True)
+    conv = model.teacher.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert model.student.backbone.patch_embed.projection.weight.is_contiguous(
+        memory_format=torch.channels_last)
+    seen = {}
+    model.teacher.backbone.conv1.register_forward_hook(
+        lambda m, args, out: seen.update(x=args[0]))  # returns None: output unchanged
+    _, losses = records_and_loss(model)
+    assert seen['x'].is_contiguous(memory_format=torch.channels_last)
+    for key in ('loss_cls', 'loss_kd'):
+        torch.testing.assert_close(losses[key], ref_losses[key], atol=1e-5, rtol=1e-4)
+
+
+def test_compiled_teacher_keeps_taps_weights_and_values():
+    ref_records, ref_losses = records_and_loss(build())
+    model = build(compile_teacher=True)
+    assert not any(k.startswith('teacher') for k in model.state_dict())
+    for seed in (0, 1):  # the second call runs the compiled graph, not the first trace
+        records, losses = records_and_loss(model, seed)
+        ref_records, ref_losses = records_and_loss(build(), seed) if seed else (ref_records,
+                                                                               ref_losses)
+        assert set(records) == {'logits', 'feat'}  # the forward hooks still fire
+        torch.testing.assert_close(records['logits'], ref_records['logits'], atol=1e-4,
+                                   rtol=1e-4)
+        torch.testing.assert_close(losses['loss_kd'], ref_losses['loss_kd'], atol=1e-4,
+                                   rtol=1e-4)
+    assert model.teacher._compiled_call_impl is not None
+
+
+def test_autocast_optim_wrapper_trains_in_bf16_on_cpu():
+    model = build(student_taps=dict(tokens='backbone.layers.0'))
+    wrapper = build_optim_wrapper(model, dict(type='AutocastOptimWrapper',
+                                              optimizer=dict(type='SGD', lr=0.1)))
+    seen = {}
+    model.student.backbone.layers[0].attn.qkv.register_forward_hook(  # a Linear: autocast
+        lambda m, args, out: seen.update(dtype=out.dtype))
+    before = model.student.head.layers.head.weight.detach().clone()
+    log_vars = wrapper and model.train_step(random_batch(8), wrapper)
+    assert seen['dtype'] == torch.bfloat16
+    assert torch.isfinite(log_vars['loss'])
+    assert not torch.equal(before, model.student.head.layers.head.weight)
+    assert model.student.head.layers.head.weight.dtype == torch.float32  # master weights
+
+
+def test_train_amp_flag_picks_a_wrapper_this_machine_can_run():
+    sys.path.insert(0, f'{ROOT}/tools')
+    from train import merge_args
+    cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1))))
+    args = argparse.Namespace(amp=True, resume=None, no_validate=False, auto_scale_lr=False)
+    cfg = merge_args(cfg, args)
+    expected = 'AmpOptimWrapper' if torch.cuda.is_available() else 'AutocastOptimWrapper'
+    assert cfg.optim_wrapper.type == expected
