@@ -26,8 +26,8 @@ OPTIM_WRAPPERS = _child('optim wrapper', mmpretrain_registry.OPTIM_WRAPPERS, ['m
 OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
                                     mmpretrain_registry.OPTIM_WRAPPER_CONSTRUCTORS)
 PARAM_SCHEDULERS = _child('parameter scheduler', mmpretrain_registry.PARAM_SCHEDULERS)
-DATASETS = _child('dataset', mmpretrain_registry.DATASETS)
-DATA_SAMPLERS = _child('data sampler', mmpretrain_registry.DATA_SAMPLERS)
+DATASETS = _child('dataset', mmpretrain_registry.DATASETS, ['mmkd.datasets'])
+DATA_SAMPLERS = _child('data sampler', mmpretrain_registry.DATA_SAMPLERS, ['mmkd.datasets'])
 TRANSFORMS = _child('transform', mmpretrain_registry.TRANSFORMS)
 MODELS = _child('model', mmpretrain_registry.MODELS, ['mmkd.models'])
 MODEL_WRAPPERS = _child('model_wrapper', mmpretrain_registry.MODEL_WRAPPERS)

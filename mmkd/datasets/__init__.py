@@ -1,0 +1,9 @@
+"""Datasets and samplers of mmkd: the teacher-logit cache (docs/teacher_cache.md)."""
+from .cache_writer import cache_teacher_logits, check_cacheable
+from .samplers import EpochIndexSampler
+from .teacher_logits import (SeededDataset, TeacherLogitsCache, TeacherLogitsDataset,
+                             reconstruct_logits, sample_seeds, seeded_rng)
+
+__all__ = ['EpochIndexSampler', 'SeededDataset', 'TeacherLogitsCache', 'TeacherLogitsDataset',
+           'cache_teacher_logits', 'check_cacheable', 'reconstruct_logits', 'sample_seeds',
+           'seeded_rng']
