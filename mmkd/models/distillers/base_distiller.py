@@ -218,6 +218,15 @@ class BaseDistiller(BaseModel):
         with torch.no_grad(), self._teacher_autocast(inputs):
             self.teacher_forward(inputs, data_samples)
         records = self.teacher_taps.pop()
+        if len(records) != len(self.teacher_taps.paths):
+            missing = sorted(set(self.teacher_taps.paths) - set(records))
+            raise RuntimeError(
+                f'teacher taps {missing} captured nothing in the teacher forward pass: their '
+                'modules did not run, or the teacher is compiled (compile_teacher) and '
+                "torch.compile skipped these modules' forward hooks, as torch 2.14 does for "
+                'e.g. a Linear inside an attention block, or reused a graph traced on another '
+                'module of the same architecture with other hooks. Tap another module or set '
+                'compile_teacher=False.')
         if self.teacher_autocast:
             records = _to_float32(records)
         return records
