@@ -85,6 +85,27 @@ def test_compiled_teacher_keeps_taps_weights_and_values():
     assert model.teacher._compiled_call_impl is not None
 
 
+def test_compiled_teacher_tap_that_torch_compile_skips_is_an_error():
+    """torch 2.14's compile does not run the hook of a Linear inside an attention block
+    (Cross-Architecture KD's qkv tap): the first step says so instead of training without it."""
+    model = build(student=CNN, teacher=VIT, compile_teacher=True,
+                  teacher_taps=dict(qkv='backbone.layers.3.attn.qkv'))
+    data = model.data_preprocessor(random_batch(4), True)
+    with pytest.raises(RuntimeError, match=r"teacher taps \['qkv'\] captured nothing.*"
+                       'compile_teacher=False'):
+        model.teacher_records(data['inputs'], data['data_samples'])
+
+
+def test_teacher_tap_that_captured_nothing_is_an_error():
+    """A tap whose hook did not fire (e.g. a compiled graph traced without it) must not leave
+    a loss without its input silently."""
+    model = build()
+    model.teacher_taps.remove()  # the hooks are gone, the taps are still declared
+    data = model.data_preprocessor(random_batch(4), True)
+    with pytest.raises(RuntimeError, match=r"teacher taps \['feat', 'logits'\] captured nothing"):
+        model.teacher_records(data['inputs'], data['data_samples'])
+
+
 def test_autocast_optim_wrapper_trains_in_bf16_on_cpu():
     model = build(student_taps=dict(tokens='backbone.layers.0'))
     wrapper = build_optim_wrapper(model, dict(type='AutocastOptimWrapper',
@@ -108,3 +129,26 @@ def test_train_amp_flag_picks_a_wrapper_this_machine_can_run():
     cfg = merge_args(cfg, args)
     expected = 'AmpOptimWrapper' if torch.cuda.is_available() else 'AutocastOptimWrapper'
     assert cfg.optim_wrapper.type == expected
+
+
+def test_benchmark_reduced(tmp_path):
+    """The benchmark in its reduced mode: (b) must do mmkd's math (equal first-step losses),
+    and mmkd's step must not cost a duplicated forward pass over the hand-written one."""
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, 'tools/benchmark/distill_step.py', '--reduced', '--repeats', '3',
+         '--warmup', '1', '--json', str(out), '--methods', 'vitkd', 'cskd', 'cakd', 'cache'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(proc.stdout[-2000:])  # the table, in the test log
+    assert '| method | batch | a/b' in proc.stdout
+    results = {r['method']: r for r in json.loads(out.read_text())['results']}
+    assert set(results) == {'vitkd', 'cskd', 'cakd', 'cache'}
+    for method, r in results.items():
+        assert r['loss_a'] == pytest.approx(r['loss_b'], rel=1e-5), method
+        # one extra teacher or student pass in mmkd's step would cost >= 1.3x here
+        assert 0.7 < r['a_over_b']['median'] < 1.25, (method, r['a_over_b'])
+        assert r['peak_mem_a']['peak'] > 0 and r['peak_mem_b']['peak'] > 0
+        assert r['mem_a_over_b'] < 1.3, (method, r['peak_mem_a'], r['peak_mem_b'])
+    # with cached logits the step is the student's step plus the (cheap) KD loss
+    assert results['cache']['a_over_student']['median'] < 1.3
