@@ -188,6 +188,9 @@ class HandStep:
             self.clip = cfg.optim_wrapper.student.get('clip_grad', {}).get('max_norm')
         else:
             self.clip = None
+        # float16 on a GPU needs the loss scaling that mmkd's AmpOptimWrapper does
+        self.scaler = (torch.amp.GradScaler('cuda') if args.amp and self.device.type == 'cuda'
+                       else None)
         self.s_feats, self.t_feats = {}, {}
         for name, path in cfg.model.get('student_taps', {}).items():
             self._hook(student, path, name, self.s_feats)
@@ -263,11 +266,7 @@ class HandStep:
                     s['feat'], t['qkv'], t['tokens'])
             elif self.method == 'cache':
                 loss = loss + L.loss_kd.loss_weight * L.loss_kd(s_logits, t_logits)
-        loss.backward()
-        if self.clip:
-            torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]['params'], self.clip)
-        self.opt.step()
-        self.opt.zero_grad()
+        self._update(loss, self.opt, self.clip)
         if self.d_opt is not None and self.it % self.d_interval == 0:
             L.loss_cakd.discriminator_loss().backward()
             self.d_opt.step()
@@ -281,9 +280,23 @@ class HandStep:
         with self._autocast(self.amp):
             loss = F.cross_entropy(self.student_c(x, mode='tensor'), y,
                                    label_smoothing=self.smooth)
-        loss.backward()
-        self.opt_c.step()
-        self.opt_c.zero_grad()
+        self._update(loss, self.opt_c, None)
+
+    def _update(self, loss, opt, clip):
+        params = [p for g in opt.param_groups for p in g['params']]
+        if self.scaler is None:
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+        else:
+            self.scaler.scale(loss).backward()
+            if clip:
+                self.scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            self.scaler.step(opt)
+            self.scaler.update()
+        opt.zero_grad()
 
     def teacher_only(self, data):
         """(c), teacher half: one forward under no_grad."""
