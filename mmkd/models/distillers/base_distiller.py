@@ -102,7 +102,6 @@ class BaseDistiller(BaseModel):
         self._teacher_paths = cached or self.teacher_taps.paths
 
         self.distill_losses = nn.ModuleDict()
-        self._loss_args = {}
         for name, cfg in (distill_losses or {}).items():
             if not name.startswith('loss_'):
                 raise ValueError(f"distill_losses: name '{name}' must start with 'loss_' "
@@ -112,11 +111,20 @@ class BaseDistiller(BaseModel):
                 raise TypeError(f"distill_losses['{name}'] is a {type(loss).__name__}, "
                                 'not a DistillLoss')
             loss.name = name
-            # sources first: a loss that needs teacher features cannot work from a logit cache,
-            # which the error says better than the loss's setup failing on a missing teacher
-            self._loss_args[name] = self._resolve_sources(loss)
-            loss.setup(self.student, self.teacher)
             self.distill_losses[name] = loss
+        if self.teacher is None:
+            # a logit cache: a loss needing teacher features is told so by the sources' check,
+            # before its setup would trip over the missing teacher
+            for loss in self.distill_losses.values():
+                self._resolve_sources(loss)
+        # every setup before any sources' check: a setup's error names the model part missing
+        for loss in self.distill_losses.values():
+            loss.setup(self.student, self.teacher)
+        self._loss_args = {name: self._resolve_sources(loss)
+                           for name, loss in self.distill_losses.items()}
+        # the teacher taps some loss reads: each must capture its tensor at every step
+        self._used_teacher_taps = sorted({key for args in self._loss_args.values()
+                                          for kind, key in args.values() if kind == 'teacher'})
         self._inputs_checked = False
 
         if self.channels_last:
@@ -218,8 +226,8 @@ class BaseDistiller(BaseModel):
         with torch.no_grad(), self._teacher_autocast(inputs):
             self.teacher_forward(inputs, data_samples)
         records = self.teacher_taps.pop()
-        if len(records) != len(self.teacher_taps.paths):
-            missing = sorted(set(self.teacher_taps.paths) - set(records))
+        missing = [tap for tap in self._used_teacher_taps if tap not in records]
+        if missing:
             raise RuntimeError(
                 f'teacher taps {missing} captured nothing in the teacher forward pass: their '
                 'modules did not run, or the teacher is compiled (compile_teacher) and '
