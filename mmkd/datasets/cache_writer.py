@@ -39,9 +39,8 @@ def check_cacheable(distiller) -> None:
         raise ValueError('making a teacher-logit cache needs the distiller with the online '
                          'teacher (teacher and teacher_ckpt set, logit_cache=False): pass the '
                          'distillation config the cached config inherits from')
-    augments = getattr(distiller.data_preprocessor, 'batch_augments', None)
-    if augments is not None:
-        names = [type(a).__name__ for a in getattr(augments, 'augments', [augments])]
+    names = distiller.mixing_augments()
+    if names:
         raise ValueError(f'the data preprocessor has batch augments {names} (mixup/cutmix): '
                          'they mix the samples of a batch, so cached logits could not be '
                          'replayed per sample. Remove data_preprocessor.batch_augments (in the '

@@ -199,12 +199,10 @@ class HandStep:
                 self._hook(teacher, path, name, self.t_feats)
         if method == 'cskd':
             self._hook(student, 'head.layers.head_dist', 'dist_logits', self.s_feats)
-        # (c): the student alone (no hooks, no distillation) and the shared teacher's forward
-        self.student_c = copy.deepcopy(student)
-        for m in self.student_c.modules():
-            m._forward_hooks.clear()
+        # (c): the student alone (no hooks, no distillation); its teacher half is the shared
+        # teacher's forward
+        self.student_c = _strip(copy.deepcopy(student))
         self.opt_c = _optimizer(optim_cfg, self.student_c.parameters())
-        self.teacher_c = teacher
 
     @staticmethod
     def _hook(model, path, name, store):
@@ -300,8 +298,8 @@ class HandStep:
 
     def teacher_only(self, data):
         """(c), teacher half: one forward under no_grad."""
-        if self.teacher_c is not None:
-            self.teacher_forward(self.teacher_c, self.images(data)[0])
+        if self.teacher is not None:
+            self.teacher_forward(self.teacher, self.images(data)[0])
 
 
 # -- measuring -----------------------------------------------------------------------------

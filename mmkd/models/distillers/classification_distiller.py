@@ -62,10 +62,17 @@ class ClassificationDistiller(BaseDistiller):
     def cached_teacher_taps(self) -> Dict[str, str]:
         return dict(logits='data samples: teacher_logits') if self.logit_cache else {}
 
-    def _check_no_mixing(self) -> None:
+    def mixing_augments(self) -> List[str]:
+        """The data preprocessor's batch augments (mixup/cutmix), by name: they mix the samples
+        of a batch, so logits cached per sample cannot stand for the mixed images."""
         augments = getattr(self.data_preprocessor, 'batch_augments', None)
-        if augments is not None:
-            names = [type(a).__name__ for a in getattr(augments, 'augments', [augments])]
+        if augments is None:
+            return []
+        return [type(a).__name__ for a in getattr(augments, 'augments', [augments])]
+
+    def _check_no_mixing(self) -> None:
+        names = self.mixing_augments()
+        if names:
             raise ValueError(
                 f'logit_cache=True, but the data preprocessor mixes samples ({names}): the '
                 'cached logits belong to the unmixed images. Remove batch_augments from '
