@@ -24,8 +24,12 @@ model = dict(
     teacher='mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-40k_voc12aug-512x512.py',
     teacher_ckpt=teacher_ckpt,
     data_preprocessor=data_preprocessor,
-    teacher_taps=dict(feat='backbone.layer4'),
+    # the authors distil the decoder's last feature before the classifier (1/4 resolution),
+    # not the backbone: the output of DeepLabV3+'s sep_bottleneck, the input of its conv_seg
+    # (512 channels for mmseg's R101 head). They take it before the block's final ReLU; mmcv's
+    # ConvModule applies that ReLU in place, so any hook sees it after the ReLU.
+    teacher_taps=dict(feat='decode_head.sep_bottleneck'),
     distill_losses=dict(
-        loss_tat=dict(type='TaTSegLoss', t_channels=2048, patches=(16, 16), heads=64,
+        loss_tat=dict(type='TaTSegLoss', t_channels=512, patches=(16, 16), heads=64,
                       anchors=(32, 32), alpha=0.1, beta=1.0, gamma=0.4)),
 )

@@ -117,9 +117,15 @@ class TaTSegLoss(TaTLoss):
 
     - patch-group ``L_pg``: q, k, v and f_t are unfolded into ``n x m`` patches, grouped
       ``g = n*m/heads`` patches per group (stacked along channels, see :func:`group_patches`),
-      one-to-all inside each group; squared error summed per sample, divided by B.
+      one-to-all inside each group.
     - anchor-point ``L_anchor``: q, k, v and f_t are average-pooled to an ``anchors`` grid
-      (kernel = stride = (H/a_h, W/a_w)), then one-to-all; summed per sample, divided by B.
+      (kernel = stride = (H/a_h, W/a_w)), then one-to-all.
+
+    Reduction, as the authors' code: each term is, per sample, the mean squared error over
+    that sample's elements; the per-sample means are summed and divided by B. Every sample has
+    as many elements, so this is the mean over all elements, whatever C, H and W are (a sum
+    over elements would be C*H*W times larger, 8.4M x at 2048 x 64 x 64, and break alpha,
+    beta, gamma).
 
     A term whose coefficient is 0 is not computed. Projections default to the segmentation
     code's: 1x1 conv + BN for q and v, 1x1 conv + BN on the teacher feature for k. The value
@@ -172,14 +178,14 @@ class TaTSegLoss(TaTLoss):
             n, m = self.patches
             out = one_to_all(*(group_patches(x, n, m, self.heads) for x in (q, k, v)))
             target = group_patches(t_feat, n, m, self.heads)
-            l_pg = (out - target).pow(2).sum() / B
+            l_pg = (out - target).pow(2).reshape(B, -1).mean(dim=1).sum() / B
             total = total + self.beta * l_pg
             self.log_vars['pg'] = l_pg.detach()
         if self.gamma:
             H, W = t_feat.shape[2:]
             kernel = (H // self.anchors[0], W // self.anchors[1])
             qa, ka, va, ta = (F.avg_pool2d(x, kernel, kernel) for x in (q, k, v, t_feat))
-            l_anchor = (one_to_all(qa, ka, va) - ta).pow(2).sum() / B
+            l_anchor = (one_to_all(qa, ka, va) - ta).pow(2).reshape(B, -1).mean(dim=1).sum() / B
             total = total + self.gamma * l_anchor
             self.log_vars['anchor'] = l_anchor.detach()
         return self.alpha * total
