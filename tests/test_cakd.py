@@ -560,3 +560,26 @@ def test_train_tool_on_fashion_mnist_logs_saves_and_exports(tmp_path):
     plain = build_model(CNN, 'student')
     missing, unexpected = plain.load_state_dict(student, strict=True)
     assert not missing and not unexpected
+
+
+def test_results_config_terms_on_the_scale_of_the_ce_at_the_first_step():
+    """The results table's CAKD config (configs/results/cnn_cakd.py): at the first step each
+    term at its configured weight is within 10x of the student's CE (a term orders of magnitude
+    larger would drown the classification, one 100x smaller would do nothing)."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/results/cnn_cakd.py'))
+    cfg.model.teacher_ckpt = None
+    cfg.model.data_preprocessor = PRE
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match='RANDOM'):
+        model = MODELS.build(cfg.model)
+    model.train()
+    data = model.data_preprocessor(random_batch(n=16), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    cakd = model.distill_losses.loss_cakd
+    ce = float(losses['loss_cls'])
+    weight = cakd.loss_weight
+    terms = dict(proj1=weight * float(cakd.log_vars['proj1']),
+                 proj2=weight * float(cakd.log_vars['proj2']),
+                 mvg=weight * cakd.lambda_adv * abs(float(cakd.log_vars['mvg'])))
+    for name, value in terms.items():
+        assert ce / 100 < value < 10 * ce, (name, value, ce)

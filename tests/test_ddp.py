@@ -3,6 +3,7 @@ gradient for every parameter it syncs in every backward. One real train step of 
 config checks exactly that (per update for Cross-Architecture KD, whose CrossArchDDP has one
 reducer per update); a 2-process gloo run of the Fashion-MNIST CAKD config checks that both
 reducers all-reduce."""
+import glob
 import os.path as osp
 
 import pytest
@@ -22,18 +23,18 @@ FMNIST_IN = dict(size=28, channels=1, num_classes=10)
 # method -> (config, batch); the Fashion-MNIST configs where there is one, else the paper's
 CASES = {
     'kd': ('configs/kd/fmnist_vit-small_resnet-small.py', FMNIST_IN),
-    'kd-quickstart': ('configs/quickstart/vit_kd.py', FMNIST_IN),
     'nkd': ('configs/nkd/resnet18_resnet34_8xb32_in1k.py', IMAGENET),
     'dkd': ('configs/dkd/resnet18_resnet34_8xb32_in1k.py', IMAGENET),
     'fitnet': ('configs/fitnet/resnet18_resnet34_8xb32_in1k.py', IMAGENET),
     'deit': ('configs/deit/deit-tiny-distilled_regnety-160_8xb128_in1k.py', IMAGENET),
-    'vitkd': ('configs/quickstart/vit_vitkd.py', FMNIST_IN),
     'cskd': ('configs/cskd/fmnist_deit-small_resnet-small.py', FMNIST_IN),
-    'cskd-quickstart': ('configs/quickstart/vit_cskd.py', FMNIST_IN),
     'tat': ('configs/tat/resnet18_resnet34_8xb32_in1k.py', IMAGENET),
     'cakd': ('configs/cakd/fmnist_resnet-small_vit-small.py', FMNIST_IN),
-    'cakd-quickstart': ('configs/quickstart/cnn_cakd.py', FMNIST_IN),
 }
+# every distillation config of the results table (tools/benchmark/results.py, quickstart)
+CASES.update({f'results-{osp.splitext(osp.basename(path))[0]}': (path, FMNIST_IN)
+              for path in sorted(glob.glob(osp.join(ROOT, 'configs/results/*.py')))
+              if not osp.basename(path).startswith(('teacher', 'vit_baseline', 'cnn_baseline'))})
 
 
 def build(path):

@@ -44,9 +44,9 @@ import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-# method -> (full config, reduced config); 'cache' is derived from the ViTKD/quickstart student
+# method -> (full config, reduced config); 'cache' is derived from the ViTKD/results-table student
 CONFIGS = dict(
-    vitkd=('configs/vitkd/deit-t_deit3-s.py', 'configs/quickstart/vit_vitkd.py'),
+    vitkd=('configs/vitkd/deit-t_deit3-s.py', 'configs/results/vit_vitkd.py'),
     cskd=('configs/cskd/deit-t_regnety-16gf.py', 'configs/cskd/fmnist_deit-small_resnet-small.py'),
     cakd=('configs/cakd/resnet18_vit-b16_in1k.py', 'configs/cakd/fmnist_resnet-small_vit-small.py'),
     cache=('configs/vitkd/deit-t_deit3-s.py', 'configs/kd/fmnist_vit-small_resnet-small.py'),

@@ -1,0 +1,2 @@
+# The ViT teacher (patch 7 -> 4x4 tokens, width 128, 6 blocks), trained alone.
+_base_ = ['../_base_/fmnist_results.py', '../_base_/models/fmnist_vit_p7_w128.py']

@@ -1,0 +1,3 @@
+# ViTKD + NKD, the paper's best combination (NKD at T=1, gamma=1 for ViT students).
+_base_ = ['./vit_vitkd.py']
+model = dict(distill_losses=dict(loss_nkd=dict(type='NKDLoss', tau=1.0, gamma=1.0)))

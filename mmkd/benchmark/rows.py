@@ -1,0 +1,26 @@
+"""The rows of the results table on MNIST-format data (configs/results/): every method on the
+student it was made for, each against that student trained alone, in one regime."""
+from .report import Row
+from .table import Teacher
+
+CFG = 'configs/results'
+TEACHERS = [
+    Teacher('teacher_cnn', 'CNN teacher', f'{CFG}/teacher_cnn.py', epochs=6),
+    Teacher('teacher_vit', 'ViT teacher', f'{CFG}/teacher_vit.py', epochs=5),
+]
+VIT, CNN = 'small ViT', 'small CNN'
+ROWS = [
+    Row('vit_baseline', VIT, 'no distillation', f'{CFG}/vit_baseline.py'),
+    Row('vit_kd', VIT, 'KD', f'{CFG}/vit_kd.py', 'teacher_cnn'),
+    Row('vit_nkd', VIT, 'NKD', f'{CFG}/vit_nkd.py', 'teacher_cnn'),
+    Row('vit_dkd', VIT, 'DKD', f'{CFG}/vit_dkd.py', 'teacher_cnn'),
+    Row('vit_deit', VIT, 'DeiT (hard, distillation token)', f'{CFG}/vit_deit.py', 'teacher_cnn'),
+    Row('vit_cskd', VIT, 'CSKD', f'{CFG}/vit_cskd.py', 'teacher_cnn'),
+    Row('vit_vitkd', VIT, 'ViTKD', f'{CFG}/vit_vitkd.py', 'teacher_vit'),
+    Row('vit_vitkd_nkd', VIT, 'ViTKD + NKD', f'{CFG}/vit_vitkd_nkd.py', 'teacher_vit'),
+    Row('cnn_baseline', CNN, 'no distillation', f'{CFG}/cnn_baseline.py'),
+    Row('cnn_kd', CNN, 'KD', f'{CFG}/cnn_kd.py', 'teacher_cnn'),
+    Row('cnn_fitnet', CNN, 'FitNet', f'{CFG}/cnn_fitnet.py', 'teacher_cnn'),
+    Row('cnn_tat', CNN, 'TaT (one-to-all)', f'{CFG}/cnn_tat.py', 'teacher_cnn'),
+    Row('cnn_cakd', CNN, 'Cross-Architecture KD', f'{CFG}/cnn_cakd.py', 'teacher_vit'),
+]

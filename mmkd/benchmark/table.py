@@ -1,0 +1,229 @@
+"""A results table from configs: train the teachers, then every row's student over seeds, on
+any MNIST-format data set, and write results.md, results.json and curves.png.
+
+``tools/benchmark/results.py`` (the full table) and ``tools/quickstart.py`` (a few rows, a
+shorter budget) are presets of :func:`run_table`.
+"""
+import argparse
+import gzip
+import os
+import os.path as osp
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from .jobs import DONE_FILE, ROOT, Job, last_checkpoint, run_jobs, val_curve
+from .report import Row, markdown_table, plot_curves, summarize, write_json
+
+IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+             't10k-labels-idx1-ubyte')
+DEFAULT_DATA = osp.join(ROOT, 'data', 'fashion_mnist')
+
+
+@dataclass
+class Teacher:
+    """A teacher of a table's rows, trained alone (seed 0) for ``epochs`` of the whole
+    training split, and cached: its runs live in the tools' shared teacher dir."""
+    key: str
+    name: str
+    config: str
+    epochs: int
+
+
+@dataclass
+class Budget:
+    """What every run of a table trains on. ``None`` sizes: the whole split;
+    ``teacher_epochs=None``: each teacher's own ``epochs``."""
+    seeds: int
+    epochs: int
+    teacher_epochs: Optional[int] = None
+    train_size: Optional[int] = None
+    teacher_train_size: Optional[int] = None
+    test_size: Optional[int] = None
+
+
+def add_arguments(parser: argparse.ArgumentParser, budget: Budget, work_dir: str) -> None:
+    """The options every table tool shares, with the preset's defaults."""
+    parser.add_argument('--data-root', default=DEFAULT_DATA,
+                        help='a directory holding the four MNIST-format IDX files '
+                        f'({", ".join(IDX_FILES)}; plain or .gz), 10 classes. Default: '
+                        'Fashion-MNIST as tools/setup_env.sh prepares it')
+    parser.add_argument('--data-name', help='the data set\'s name in titles (default: '
+                        'Fashion-MNIST for the default root, else the directory name)')
+    parser.add_argument('--work-dir', default=work_dir)
+    parser.add_argument('--seeds', type=int, default=budget.seeds)
+    parser.add_argument('--epochs', type=int, default=budget.epochs, help='epochs per student')
+    parser.add_argument('--train-size', type=int, default=budget.train_size,
+                        help='training images per student epoch (default: all)')
+    parser.add_argument('--teacher-epochs', type=int, default=budget.teacher_epochs,
+                        help='epochs of every teacher (default: each teacher\'s own)')
+    parser.add_argument('--teacher-dir', default=osp.join(ROOT, 'work_dirs', 'teachers'),
+                        help='where teachers are trained and cached, shared by the tools: a '
+                        'teacher trained with the same command is reused')
+    parser.add_argument('--teacher-train-size', type=int, default=budget.teacher_train_size,
+                        help='training images per teacher epoch (default: all)')
+    parser.add_argument('--test-size', type=int, default=budget.test_size,
+                        help='test images evaluated after every epoch (default: all)')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='training processes at once (default 2: on a 2-core machine two '
+                        'one-thread runs train faster together than two-thread runs in turn)')
+    parser.add_argument('--threads', type=int, help='torch threads per process (default: '
+                        'the cores shared out between the processes)')
+    parser.add_argument('--retrain-teachers', action='store_true')
+    parser.add_argument('--rerun', action='store_true',
+                        help='train every student again (default: reuse finished runs of the '
+                        'same command in the work dir)')
+    parser.add_argument('--only', nargs='+', metavar='ROW', help='rows to run (default: all)')
+
+
+def prepare_data(data_root: str, work_dir: str) -> str:
+    """The directory mmpretrain's MNIST datasets read: ``data_root`` itself when it holds the
+    four IDX files, else a copy with the ``.gz`` ones unpacked under ``work_dir/data``."""
+    data_root = osp.abspath(data_root)
+    if not osp.isdir(data_root):
+        raise SystemExit(f'--data-root {data_root}: no such directory')
+    if all(osp.isfile(osp.join(data_root, f)) for f in IDX_FILES):
+        return data_root
+    missing = [f for f in IDX_FILES if not osp.isfile(osp.join(data_root, f))
+               and not osp.isfile(osp.join(data_root, f + '.gz'))]
+    if missing:
+        raise SystemExit(f'--data-root {data_root}: missing MNIST-format file(s) '
+                         f'{", ".join(missing)} (plain or .gz); it holds '
+                         f'{sorted(os.listdir(data_root))[:10]}')
+    out = osp.join(work_dir, 'data', osp.basename(data_root.rstrip('/')))
+    os.makedirs(out, exist_ok=True)
+    for f in IDX_FILES:
+        dst = osp.join(out, f)
+        if osp.isfile(osp.join(data_root, f)):
+            shutil.copyfile(osp.join(data_root, f), dst)
+        elif not osp.isfile(dst):
+            with gzip.open(osp.join(data_root, f + '.gz')) as src, open(dst + '.part', 'wb') as o:
+                shutil.copyfileobj(src, o)
+            os.replace(dst + '.part', dst)
+    return out
+
+
+def _options(root: str, budget: Budget, epochs: int, seed: int,
+             train_size: Optional[int]) -> List[str]:
+    opts = [f'train_cfg.max_epochs={epochs}', f'randomness.seed={seed}',
+            'default_hooks.checkpoint.max_keep_ckpts=1', 'default_hooks.logger.interval=50']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.append(f'{loader}.dataset.data_root={root}')
+    if train_size:
+        opts.append(f'train_dataloader.dataset.indices={train_size}')
+    if budget.test_size:
+        opts += [f'val_dataloader.dataset.indices={budget.test_size}',
+                 f'test_dataloader.dataset.indices={budget.test_size}']
+    return opts
+
+
+def _teacher_ckpt(key: str):
+    def resolve(dirs: Dict[str, str]) -> List[str]:
+        ckpt = last_checkpoint(dirs[key])
+        if ckpt is None:
+            raise RuntimeError(f'teacher {key}: no checkpoint in {dirs[key]}')
+        return [f'model.teacher_ckpt={ckpt}']
+    return resolve
+
+
+def build_jobs(teachers: Sequence[Teacher], rows: Sequence[Row], budget: Budget,
+               root: str) -> List[Job]:
+    """The runs of the teachers the rows use (seed 0), then each row's runs, one per seed."""
+    used = {r.teacher for r in rows if r.teacher}
+    jobs = []
+    for t in teachers:
+        if t.key in used:
+            epochs = budget.teacher_epochs or t.epochs
+            jobs.append(Job(t.key, t.config, _options(root, budget, epochs, 0,
+                                                      budget.teacher_train_size),
+                            epochs=epochs, label=t.name,
+                            images=epochs * (budget.teacher_train_size or 60000)))
+    for r in rows:
+        for seed in range(budget.seeds):
+            jobs.append(Job(f'{r.key}_seed{seed}', r.config,
+                            _options(root, budget, budget.epochs, seed, budget.train_size),
+                            epochs=budget.epochs, label=f'{r.key} seed {seed}',
+                            images=budget.epochs * (budget.train_size or 60000),
+                            needs=(r.teacher, ) if r.teacher else (),
+                            resolve=_teacher_ckpt(r.teacher) if r.teacher else None))
+    return jobs
+
+
+def data_name(args) -> str:
+    if args.data_name:
+        return args.data_name
+    if osp.abspath(args.data_root) == DEFAULT_DATA:
+        return 'Fashion-MNIST'
+    return osp.basename(osp.abspath(args.data_root).rstrip('/'))
+
+
+def describe(args, budget: Budget, teachers: Sequence[Teacher]) -> str:
+    def size(n):
+        return 'all' if not n else str(n)
+    teacher_epochs = ', '.join(f'{t.name} {budget.teacher_epochs or t.epochs} epochs'
+                               for t in teachers)
+    return (f'{data_name(args)} test top-1 ({size(budget.test_size)} test images), '
+            f'{budget.seeds} seed(s) per row, {budget.epochs} epoch(s) of {size(budget.train_size)} '
+            f'training images per student; teachers {teacher_epochs} of '
+            f'{size(budget.teacher_train_size)}.')
+
+
+def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
+              json_out: Optional[str] = None) -> dict:
+    """Train and report. Writes ``results.md``, ``results.json`` and ``curves.png`` in
+    ``args.work_dir`` (and the JSON also to ``json_out``). Returns the JSON's content."""
+    t0 = time.time()
+    budget = Budget(args.seeds, args.epochs, args.teacher_epochs, args.train_size,
+                    args.teacher_train_size, args.test_size)
+    if args.only:
+        unknown = sorted(set(args.only) - {r.key for r in rows})
+        if unknown:
+            raise SystemExit(f'--only: unknown row(s) {unknown}; rows: {[r.key for r in rows]}')
+        rows = [r for r in rows if r.key in args.only]
+    os.makedirs(args.work_dir, exist_ok=True)
+    root = prepare_data(args.data_root, args.work_dir)
+    jobs = build_jobs(teachers, rows, budget, root)
+    teacher_keys = {t.key for t in teachers}
+    for job in jobs:
+        job.work_dir = osp.join(args.teacher_dir if job.name in teacher_keys else args.work_dir,
+                                job.name)
+        done = osp.join(job.work_dir, DONE_FILE)
+        if osp.isfile(done) and (args.retrain_teachers if job.name in teacher_keys
+                                 else args.rerun):
+            os.remove(done)
+
+    def on_end(job: Job) -> str:
+        curve = val_curve(job.work_dir)
+        return f'top-1 {curve[-1]:.2f}' if curve else 'no accuracy logged'
+
+    dirs = run_jobs(jobs, args.work_dir, slots=args.jobs, threads=args.threads, on_end=on_end)
+
+    tinfo = {t.key: dict(key=t.key, name=t.name, config=t.config,
+                         top1=round(val_curve(dirs[t.key])[-1], 2))
+             for t in teachers if t.key in dirs}
+    curves = {r.key: [val_curve(dirs[f'{r.key}_seed{s}']) for s in range(budget.seeds)]
+              for r in rows}
+    accs = {k: [c[-1] for c in v if c] for k, v in curves.items()}
+    records = summarize(rows, accs, tinfo)
+    wall = time.time() - t0
+    used = [t for t in teachers if t.key in tinfo]
+    header = describe(args, budget, used)
+    table = markdown_table(records, tinfo)
+    text = (f'{header}\nΔ: mean gain over the same student\'s baseline; significant: Welch\'s '
+            f't-test, two-sided, p < 0.05, and a gain.\n\n{table}\n')
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(text)
+    meta = dict(data=data_name(args), data_root=osp.abspath(args.data_root),
+                budget=dict(vars(budget), teacher_epochs={
+                    t.key: budget.teacher_epochs or t.epochs for t in used}),
+                wall_seconds=round(wall), description=header)
+    out = dict(meta=meta, teachers=list(tinfo.values()), rows=records)
+    for path in filter(None, (osp.join(args.work_dir, 'results.json'), json_out)):
+        write_json(path, records, tinfo, meta)
+    plot_curves(rows, curves, osp.join(args.work_dir, 'curves.png'),
+                f'{data_name(args)}: test top-1 per epoch, mean ± std over seeds')
+    print('\n' + text)
+    print(f'wrote results.md, results.json and curves.png in {args.work_dir} '
+          f'({time.strftime("%H:%M:%S", time.gmtime(wall))})')
+    return out

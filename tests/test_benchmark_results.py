@@ -1,0 +1,126 @@
+"""The results table: its statistics on fixed numbers, its job scheduling, and a reduced run of
+tools/benchmark/results.py on real Fashion-MNIST (every row, tiny budget)."""
+import json
+import math
+import os.path as osp
+import re
+import statistics
+
+import pytest
+
+from conftest import FMNIST, ROOT
+from tools_helpers import PY, run_tool
+
+needs_fmnist = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
+                                  reason='Fashion-MNIST not prepared: run tools/setup_env.sh')
+TINY = ['--train-size', '192', '--teacher-train-size', '192', '--test-size', '200',
+        '--epochs', '1', '--teacher-epochs', '1']
+
+
+def welch_reference(a, b):
+    """Welch's t-test written out: t, Welch-Satterthwaite degrees of freedom, two-sided p."""
+    from scipy.stats import t as student_t
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.mean(a) - statistics.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return 2 * student_t.sf(abs(t), df)
+
+
+def test_summary_mean_std_delta_and_welch():
+    from mmkd.benchmark.report import Row, markdown_table, summarize
+    rows = [Row('b', 'S', 'no distillation', 'b.py'), Row('kd', 'S', 'KD', 'kd.py', 't'),
+            Row('bad', 'S', 'bad', 'bad.py', 't'), Row('flat', 'S', 'flat', 'f.py', 't')]
+    accs = dict(b=[80.0, 80.5, 79.5], kd=[82.0, 82.4, 81.9], bad=[79.0, 81.5, 80.1],
+                flat=[80.0, 80.0, 80.0])
+    teachers = dict(t=dict(name='T', top1=91.25))
+    recs = {r['key']: r for r in summarize(rows, accs, teachers)}
+    kd = recs['kd']
+    assert kd['mean'] == round(statistics.mean(accs['kd']), 2)
+    assert kd['std'] == round(statistics.stdev(accs['kd']), 2)
+    assert kd['delta'] == round(statistics.mean(accs['kd']) - 80.0, 2)
+    assert kd['p_value'] == pytest.approx(welch_reference(accs['kd'], accs['b']), abs=1e-4)
+    assert kd['significant'] is True and kd['teacher'] == 'T' and kd['teacher_top1'] == 91.25
+    assert recs['bad']['significant'] is False and recs['bad']['p_value'] > 0.05
+    # a baseline has no delta; zero variance in one group is still a defined test
+    assert recs['b']['delta'] is None and recs['b']['significant'] is None
+    assert recs['flat']['p_value'] == pytest.approx(welch_reference(accs['flat'], accs['b']),
+                                                    abs=1e-4)
+    table = markdown_table(list(recs.values()), teachers)
+    kd_line = [line for line in table.splitlines() if '| KD |' in line][0]
+    assert '| 82.10 ± 0.26 |' in kd_line and '| +2.10 |' in kd_line and kd_line.endswith('| yes |')
+    assert '| T | (trained alone) | - | 91.25 |' in table
+
+
+def test_jobs_wait_for_their_teacher_and_reuse_finished_runs(tmp_path, monkeypatch):
+    """Two slots, a student that needs its teacher: the teacher finishes before the student
+    starts; a second call with the same commands trains nothing."""
+    from mmkd.benchmark import jobs as jobs_mod
+    started = []
+
+    def fake_train(job, cmd, env, progress):  # the scheduling, not the training, is tested
+        started.append((job.name, list(cmd)))
+        import os
+        os.makedirs(job.work_dir, exist_ok=True)
+        with open(osp.join(job.work_dir, jobs_mod.DONE_FILE), 'w') as f:
+            json.dump(dict(command=cmd[1:]), f)
+
+    def make():
+        return [jobs_mod.Job('t', 'c.py', ['a=1'], 1, 10),
+                jobs_mod.Job('s0', 'c.py', ['a=2'], 1, 10, needs=('t', ),
+                             resolve=lambda d: [f'ckpt={d["t"]}']),
+                jobs_mod.Job('s1', 'c.py', ['a=3'], 1, 10)]
+
+    monkeypatch.setattr(jobs_mod, '_train', fake_train)
+    monkeypatch.setattr(jobs_mod, 'val_curve', lambda work_dir, key='accuracy/top1': [1.0])
+    dirs = jobs_mod.run_jobs(make(), str(tmp_path), slots=2)
+    order = [n for n, _ in started]
+    assert order.index('t') < order.index('s0') and set(order) == {'t', 's0', 's1'}
+    assert f'ckpt={dirs["t"]}' in dict(started)['s0']
+    started.clear()
+    jobs_mod.run_jobs(make(), str(tmp_path), slots=2)
+    assert started == []
+    with pytest.raises(ValueError, match=r"not in the table: \['x'\]"):
+        jobs_mod.run_jobs([jobs_mod.Job('s', 'c.py', [], 1, 1, needs=('x', ))], str(tmp_path))
+
+def test_data_root_must_hold_the_idx_files(tmp_path):
+    from mmkd.benchmark.table import prepare_data
+    (tmp_path / 'train-images-idx3-ubyte').write_bytes(b'')
+    with pytest.raises(SystemExit, match='missing MNIST-format file.*train-labels-idx1-ubyte'):
+        prepare_data(str(tmp_path), str(tmp_path / 'work'))
+
+
+@needs_fmnist
+def test_reduced_results_benchmark_every_row(tmp_path):
+    """Every row of the table trains and is reported, from gzipped IDX files given by
+    --data-root (as a user's own MNIST-format download would be)."""
+    import gzip
+    import shutil
+    data = tmp_path / 'my_mnist_format_set'
+    data.mkdir()
+    for f in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+              't10k-labels-idx1-ubyte'):
+        with open(osp.join(FMNIST, f), 'rb') as src, gzip.open(data / f'{f}.gz', 'wb') as dst:
+            shutil.copyfileobj(src, dst)
+    work = tmp_path / 'results'
+    out = run_tool([PY, 'tools/benchmark/results.py', '--work-dir', str(work), '--seeds', '2',
+                    '--data-root', str(data), '--json', str(tmp_path / 'fmnist.json'), *TINY],
+                   timeout=1200).stdout
+    assert re.search(r'CNN teacher: epoch 1/1 iter \d+/\d+\s+time left', out)
+    from mmkd.benchmark.rows import ROWS
+    result = json.load(open(tmp_path / 'fmnist.json'))
+    assert [r['key'] for r in result['rows']] == [r.key for r in ROWS]
+    for rec in result['rows']:
+        assert len(rec['seeds']) == 2 and rec['mean'] == pytest.approx(
+            statistics.mean(rec['seeds']), abs=0.01)
+        assert set(rec) >= {'student', 'method', 'teacher', 'seeds', 'mean', 'std', 'delta',
+                            'significant'}
+    assert result['meta']['data'] == 'my_mnist_format_set'
+    text = open(work / 'results.md').read()
+    assert text.startswith('my_mnist_format_set test top-1')
+    rows = [line for line in text.splitlines() if line.startswith('| small')]
+    assert len(rows) == len(ROWS)
+    for line in rows:
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        assert len(cells) == 8 and re.fullmatch(r'\d+\.\d\d ± \d+\.\d\d', cells[3]), line
+    import matplotlib.image as mpimg
+    assert mpimg.imread(work / 'curves.png').shape[:2] == (490, 1200)
