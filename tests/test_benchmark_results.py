@@ -103,6 +103,7 @@ def test_reduced_results_benchmark_every_row(tmp_path):
             shutil.copyfileobj(src, dst)
     work = tmp_path / 'results'
     out = run_tool([PY, 'tools/benchmark/results.py', '--work-dir', str(work), '--seeds', '2',
+                    '--teacher-dir', str(tmp_path / 'teachers'),
                     '--data-root', str(data), '--json', str(tmp_path / 'fmnist.json'), *TINY],
                    timeout=1200).stdout
     assert re.search(r'CNN teacher: epoch 1/1 iter \d+/\d+\s+time left', out)
@@ -123,4 +124,4 @@ def test_reduced_results_benchmark_every_row(tmp_path):
         cells = [c.strip() for c in line.strip('|').split('|')]
         assert len(cells) == 8 and re.fullmatch(r'\d+\.\d\d ± \d+\.\d\d', cells[3]), line
     import matplotlib.image as mpimg
-    assert mpimg.imread(work / 'curves.png').shape[:2] == (490, 1200)
+    assert mpimg.imread(work / 'curves.png').shape[:2] == (590, 1200)

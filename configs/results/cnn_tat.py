@@ -1,11 +1,7 @@
 # CNN student <- CNN teacher, TaT one-to-all on the last maps (32 -> 64 channels at 4x4), the
 # paper's classification setting: 0.1 CE + 0.2 TaT, 3x3 conv + BN projections, identity key.
-_base_ = ['../_base_/fmnist_results.py']
+_base_ = ['../_base_/fmnist_results_cnn-student_cnn-teacher.py']
 model = dict(
-    type='ClassificationDistiller',
-    student='configs/_base_/models/fmnist_resnet_w8.py',
-    teacher='configs/_base_/models/fmnist_resnet_w16.py',
-    teacher_ckpt='work_dirs/teachers/teacher_cnn/epoch_6.pth',
     student_loss_weight=0.1,
     student_taps=dict(feat='backbone.layer3'),
     teacher_taps=dict(feat='backbone.layer3'),

@@ -1,12 +1,9 @@
 # ViT student with a distillation token <- CNN teacher, CSKD as in the paper: 0.5 CE + 0.5 DeiT
 # (dist token, hard) + CSKD on the 4x4 patch tokens against the teacher's dense predictions on
-# its 4x4 last map, CKF ratio 1 -> 0 over the run's iterations. Accuracy: DeiT's (cls + dist) / 2.
-_base_ = ['../_base_/fmnist_results.py']
+# its 4x4 last map, CKF ratio 1 -> 0 over the run's iterations. Accuracy: (cls + dist) / 2.
+_base_ = ['../_base_/fmnist_results_vit-student_cnn-teacher.py']
 model = dict(
-    type='ClassificationDistiller',
     student='configs/_base_/models/fmnist_cskd_p7_w64.py',
-    teacher='configs/_base_/models/fmnist_resnet_w16.py',
-    teacher_ckpt='work_dirs/teachers/teacher_cnn/epoch_6.pth',
     student_loss_weight=0.5,
     student_taps=dict(tokens='backbone.ln1'),  # (B, 2 + 16, 64)
     teacher_taps=dict(feat='backbone'),        # ((B, 64, 4, 4), )

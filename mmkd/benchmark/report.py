@@ -123,7 +123,7 @@ def plot_curves(rows: Sequence[Row], curves: Dict[str, List[List[float]]], out: 
 
     from mmkd.analysis.plotting import new_figure, save_figure
     students = list(dict.fromkeys(r.student for r in rows))
-    fig = new_figure(1, len(students), (6.0, 4.5), header=0.4)
+    fig = new_figure(1, len(students), (6.0, 5.5), header=0.4)
     axes = fig.subplots(1, len(students), squeeze=False)[0]
     for ax, student in zip(axes, students):
         student_rows = [x for x in rows if x.student == student]
@@ -144,6 +144,7 @@ def plot_curves(rows: Sequence[Row], curves: Dict[str, List[List[float]]], out: 
         ax.set_xlabel('epoch')
         ax.set_ylabel('test top-1 (%)')
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        # below the panel: with a short budget the points fill the panel
+        ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.suptitle(title)
     return save_figure(fig, out)
