@@ -103,7 +103,7 @@ def discriminator(x, layers):
 
 def reference_cakd(s_feat, t_qkv, t_tokens, masks, loss):
     """L_proj1, L_proj2, L_MVG, L_MAD as written in CAKDLoss's docstring (means)."""
-    heads, extra, window = loss.t_heads, loss.t_extra_tokens, loss.window
+    heads, extra = loss.t_heads, loss.t_extra_tokens
     D = t_tokens.shape[-1]
     d = D // heads
     B, c, h, w = s_feat.shape
@@ -126,7 +126,15 @@ def reference_cakd(s_feat, t_qkv, t_tokens, masks, loss):
     vv_s = np.stack([v_s[b] @ v_s[b].T for b in range(B)]) / math.sqrt(d)
     vv_t = np.stack([v_t[b] @ v_t[b].T for b in range(B)]) / math.sqrt(d)
     proj1 = ((attn(q_t, k_t, v_t) - attn(gq, gk, gv)) ** 2).mean() + ((vv_t - vv_s) ** 2).mean()
+    return (proj1, ) + reference_gl_terms(s_feat, t_tokens, loss)
 
+
+def reference_gl_terms(s_feat, t_tokens, loss):
+    """L_proj2, L_MVG, L_MAD: the GL projector's tokens against the teacher's, and D on both."""
+    extra, window = loss.t_extra_tokens, loss.window
+    D = t_tokens.shape[-1]
+    B, c, h, w = s_feat.shape
+    N = h * w
     # GL: position (i, j) uses the Linear of window (i // 4, j // 4), windows numbered row-major
     weight, bias = np64(loss.gl.weight), np64(loss.gl.bias)
     per_row = -(-w // window)
@@ -143,7 +151,7 @@ def reference_cakd(s_feat, t_qkv, t_tokens, masks, loss):
     z_s, z_t = discriminator(s_tok, layers), discriminator(t_tok, layers)
     mvg = log_sigmoid(-z_s).mean()  # log(1 - sigmoid(z))
     mad = (-log_sigmoid(z_t) - log_sigmoid(-z_s)).mean()
-    return proj1, proj2, mvg, mad
+    return proj2, mvg, mad
 
 
 def make_inputs(B=2, c=3, grid=(6, 5), D=8, extra=1, seed=0):
@@ -179,6 +187,42 @@ def test_loss_matches_independent_computation(grid):
     assert parts['mvg'].item() == pytest.approx(mvg, rel=1e-5)
     assert total.item() == pytest.approx(proj1 + proj2 + 0.7 * mvg, rel=1e-5)
     assert loss.discriminator_loss().item() == pytest.approx(mad, rel=1e-5)
+
+
+def test_public_code_variant_matches_independent_computation():
+    """proj1='scores', pca_kernel=1: 0.2 * MSE(QK^T/sqrt(d)) + 0.05 * MSE(VV^T), a per-token
+    Linear projector, no substitution; proj2 and L_MVG as in the paper."""
+    loss = small_loss(proj1='scores', proj1_weights=(0.2, 0.05), pca_kernel=1,
+                      sub_prob=0.0).train()
+    loss.gl.dropout.p = 0.0  # training mode (where substitution would happen), no dropout
+    s_feat, t_qkv, t_tokens = make_inputs()
+    total = loss(s_feat, t_qkv, t_tokens)
+    s, qkv = np64(s_feat), np64(t_qkv)
+    B, c, h, w = s.shape
+    d, extra = 4, 1
+    pix = s.reshape(B, c, h * w).transpose(0, 2, 1)  # (B, N, c)
+    q_s, k_s, v_s = (pix @ np64(conv.weight)[:, :, 0, 0].T + np64(conv.bias)
+                     for conv in (loss.pca.q, loss.pca.k, loss.pca.v))
+    q_t, k_t, v_t = (qkv[:, extra:, part * 8:(part + 1) * 8].reshape(B, h * w, 2, d).mean(2)
+                     for part in range(3))
+    scores = lambda q, k: np.einsum('bnd,bmd->bnm', q, k) / math.sqrt(d)  # noqa: E731
+    rel = lambda v: np.einsum('bnd,bmd->bnm', v, v)  # noqa: E731
+    proj1 = (0.2 * ((scores(q_s, k_s) - scores(q_t, k_t)) ** 2).mean()
+             + 0.05 * ((rel(v_s) - rel(v_t)) ** 2).mean())
+    proj2, mvg, _ = reference_gl_terms(s, np64(t_tokens), loss)
+    assert loss.log_vars['proj1'].item() == pytest.approx(proj1, rel=1e-5)
+    assert total.item() == pytest.approx(proj1 + proj2 + 0.7 * mvg, rel=1e-5)
+
+
+@pytest.mark.parametrize('bad, match', [
+    (dict(proj1='qk'), "proj1 must be 'attention'"),
+    (dict(proj1='scores'), 'set sub_prob=0'),
+    (dict(pca_kernel=5), 'pca_kernel must be 3'),
+    (dict(proj1_weights=(1.0, )), 'proj1_weights must be'),
+])
+def test_variant_arguments_are_checked(bad, match):
+    with pytest.raises(ValueError, match=match):
+        small_loss(**bad)
 
 
 def test_loss_is_float32_under_autocast():

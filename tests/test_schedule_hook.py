@@ -86,6 +86,27 @@ def test_hook_follows_iterations(tmp_path):
     assert [v for _, _, v in seen] == [pytest.approx(math.cos(math.pi / 2 * i / 5)) for i in range(5)]
 
 
+@pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')), reason='no data')
+def test_relative_schedule_is_a_fraction_of_the_run(tmp_path):
+    """The public CAKD ramp min(max(e - 25, 0) / 50, 0.2) of 120 epochs, shrunk to 12 iterations:
+    0 up to 25/120 of the run, 0.2 from 35/120 on, linear between."""
+    sched = dict(loss='loss_kd', type='linear', by_epoch=False, relative=True, begin=25 / 120,
+                 end=35 / 120, start_value=0.0, end_value=0.2)
+    runner = _runner(tmp_path, sched, by_epoch=False, max_iters=12)
+    runner.train()
+    seen = [v for _, _, v in _recorded(runner)]
+    begin, end = 12 * 25 / 120, 12 * 35 / 120
+    assert seen == [pytest.approx(min(max(i - begin, 0) / (end - begin), 1) * 0.2)
+                    for i in range(12)]
+    assert seen[0] == 0.0 and seen[-1] == pytest.approx(0.2)
+
+
+def test_relative_schedule_rejects_bounds_outside_the_run():
+    from mmkd.engine import DistillScheduleHook
+    with pytest.raises(ValueError, match='fractions of the run'):
+        DistillScheduleHook([dict(loss='loss_kd', relative=True, begin=25, end=35)])
+
+
 def test_hook_rejects_unknown_loss_or_attr(tmp_path):
     from mmkd.engine import DistillScheduleHook
     with pytest.raises(ValueError, match='unknown keys'):

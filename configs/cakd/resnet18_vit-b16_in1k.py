@@ -1,6 +1,7 @@
 # CAKD, ResNet-18 (student) <- ViT-B/16 (teacher), ImageNet-1k, 224 px, 120 epochs.
-# h_S: ResNet-18 layer3, 256 x 14 x 14 (the paper's 256 x 196 example). Its last map (layer4,
-# 512 x 7 x 7) also works: it is resized to the 14x14 grid (CAKDLoss align='resize').
+# h_S: ResNet-18 layer3 (stride 16), 256 x 14 x 14: the stage the paper taps (its 256 x 196
+# example). Grid alignment: 224 / 16 = 14, the same 14x14 grid as ViT-B/16's 196 patch tokens,
+# so no resize; GL: 16 Linears (4x4 windows, the edge ones 2 wide).
 _base_ = ['../_base_/cakd_imagenet.py']
 model = dict(
     teacher_ckpt='checkpoints/vit-base-p16_in21k-pre-3rdparty_ft-64xb64_in1k-384_20210928-98e8652b.pth',

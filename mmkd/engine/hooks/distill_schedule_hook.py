@@ -41,7 +41,9 @@ class DistillScheduleHook(Hook):
     start_value=0., end_value=1., by_epoch=True)``. ``t`` is the number of *completed* epochs
     (``by_epoch``) or iterations; ``end=None`` means the run's last epoch/iteration. The value
     is recomputed from the runner's state, so resumed runs continue the schedule exactly, and
-    it is logged as ``<method>.<attr>`` (``loss_dkd`` -> ``dkd.weight_scale``).
+    it is logged as ``<method>.<attr>`` (``loss_dkd`` -> ``dkd.weight_scale``). With
+    ``relative=True``, ``begin`` and ``end`` are fractions of the run (0..1 of its epochs or
+    iterations), so one schedule fits any run length (a 120-epoch recipe shrunk to 2 epochs).
 
     Examples:
         DKD warm-up ``min(epoch/W, 1)``, epoch counted from 1:
@@ -56,7 +58,7 @@ class DistillScheduleHook(Hook):
         for s in schedules:
             s = dict(s)
             unknown = set(s) - {'loss', 'attr', 'type', 'begin', 'end', 'start_value',
-                                'end_value', 'by_epoch'}
+                                'end_value', 'by_epoch', 'relative'}
             if unknown or 'loss' not in s:
                 raise ValueError(f'DistillScheduleHook: bad schedule {s} (unknown keys {unknown})')
             s.setdefault('attr', 'weight_scale')
@@ -66,6 +68,10 @@ class DistillScheduleHook(Hook):
             s.setdefault('start_value', 0.0)
             s.setdefault('end_value', 1.0)
             s.setdefault('by_epoch', True)
+            s.setdefault('relative', False)
+            if s['relative'] and not all(v is None or 0 <= v <= 1 for v in (s['begin'], s['end'])):
+                raise ValueError(f'DistillScheduleHook: relative schedule {s}: begin and end are '
+                                 'fractions of the run, in [0, 1]')
             schedule_value(s['type'], 0, 0, 1, 0, 1)  # validates the type now
             self.schedules.append(s)
 
@@ -89,9 +95,11 @@ class DistillScheduleHook(Hook):
 
     def value(self, s: dict, runner) -> float:
         t = runner.epoch if s['by_epoch'] else runner.iter
-        end = s['end'] if s['end'] is not None else (
-            runner.max_epochs if s['by_epoch'] else runner.max_iters)
-        return schedule_value(s['type'], t, s['begin'], end, s['start_value'], s['end_value'])
+        length = runner.max_epochs if s['by_epoch'] else runner.max_iters
+        scale = length if s['relative'] else 1
+        begin = s['begin'] * scale
+        end = s['end'] * scale if s['end'] is not None else length
+        return schedule_value(s['type'], t, begin, end, s['start_value'], s['end_value'])
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:
         losses = self._losses(runner)

@@ -54,17 +54,19 @@ def value_relation(v: Tensor) -> Tensor:
 
 class PCAProjector(nn.Module):
     """Partially cross attention projector, the student side: three 3x3 convs give Q_S, K_S,
-    V_S from the student map.
+    V_S from the student map (``kernel_size=1``: a per-pixel Linear, the public code's).
 
     Shapes: (B, c, h, w) -> three (B, h*w, d), tokens in row-major grid order (the order of
     the teacher's patch tokens).
     """
 
-    def __init__(self, in_channels: int, head_dims: int):
+    def __init__(self, in_channels: int, head_dims: int, kernel_size: int = 3):
         super().__init__()
-        self.q = nn.Conv2d(in_channels, head_dims, kernel_size=3, padding=1)
-        self.k = nn.Conv2d(in_channels, head_dims, kernel_size=3, padding=1)
-        self.v = nn.Conv2d(in_channels, head_dims, kernel_size=3, padding=1)
+        # kernel_size=1 is the public code's Linear ``to_qkv`` applied to every pixel
+        pad = kernel_size // 2
+        self.q = nn.Conv2d(in_channels, head_dims, kernel_size, padding=pad)
+        self.k = nn.Conv2d(in_channels, head_dims, kernel_size, padding=pad)
+        self.v = nn.Conv2d(in_channels, head_dims, kernel_size, padding=pad)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         return tuple(conv(x).flatten(2).transpose(1, 2) for conv in (self.q, self.k, self.v))
@@ -199,6 +201,12 @@ class CAKDLoss(DistillLoss):
       ``L_MVG = mean_{b,n} log(1 - sigmoid(z))`` — *with* gradient to h'_S (hence to the GL
       projector and the student) and, by calling D with detached parameters, none to D.
 
+    - ``proj1='scores'`` (the authors' public code, not the paper): the PCA term compares the
+      pre-softmax maps and the unscaled value relations, without substitution,
+      ``L_proj1 = w_a * mean((Q_T K_T^T/sqrt(d) - Q_S K_S^T/sqrt(d))^2)
+      + w_v * mean((V_T V_T^T - V_S V_S^T)^2)`` with ``(w_a, w_v) = proj1_weights``
+      (the code's 0.2, 0.05); ``pca_kernel=1`` makes the projector its Linear ``to_qkv``.
+
     Reductions: every ``||.||^2`` of the paper is a mean over all its elements (B*N*d,
     B*N*N, B*N*D), which keeps the terms O(1) whatever the widths and grid; the adversarial
     terms average over the B*N tokens (each token is a discriminator sample).
@@ -226,6 +234,12 @@ class CAKDLoss(DistillLoss):
         sub_prob (float): probability of taking the teacher's element in PAttn_S. Default 0.5.
         lambda_adv (float): weight lambda of L_MVG. Default 1.0.
         d_hidden (int): hidden width of the discriminator. Default 256.
+        proj1 (str): ``'attention'`` (the paper: ``softmax(QK^T/sqrt(d))V`` and ``VV^T/sqrt(d)``)
+            or ``'scores'`` (the public code: ``QK^T/sqrt(d)`` and ``VV^T``, no substitution).
+        proj1_weights (tuple[float, float]): weights of the attention and value-relation parts
+            of L_proj1. Default (1, 1) (the paper); the public code uses (0.2, 0.05).
+        pca_kernel (int): kernel of the PCA projector's convs: 3 (the paper) or 1 (the public
+            code's per-token Linear).
     """
     default_inputs = dict(s_feat='student.feat', t_qkv='teacher.qkv', t_tokens='teacher.tokens')
 
@@ -241,8 +255,23 @@ class CAKDLoss(DistillLoss):
                  sub_prob: float = 0.5,
                  lambda_adv: float = 1.0,
                  d_hidden: int = 256,
+                 proj1: str = 'attention',
+                 proj1_weights: Sequence[float] = (1.0, 1.0),
+                 pca_kernel: int = 3,
                  **kwargs):
         super().__init__(**kwargs)
+        if proj1 not in ('attention', 'scores'):
+            raise ValueError(f"CAKDLoss: proj1 must be 'attention' (the paper) or 'scores' (the "
+                             f'public code), got {proj1!r}')
+        if proj1 == 'scores' and sub_prob > 0:
+            raise ValueError(f"CAKDLoss: proj1='scores' (the public code) has no partial "
+                             f'substitution; set sub_prob=0 (got {sub_prob})')
+        if len(proj1_weights) != 2:
+            raise ValueError('CAKDLoss: proj1_weights must be (attention, value relation), got '
+                             f'{proj1_weights}')
+        if pca_kernel not in (1, 3):
+            raise ValueError(f'CAKDLoss: pca_kernel must be 3 (the paper) or 1 (the public '
+                             f'code), got {pca_kernel}')
         if align not in ('resize', 'error'):
             raise ValueError(f"CAKDLoss: align must be 'resize' or 'error', got {align!r}")
         if t_dims % t_heads:
@@ -256,8 +285,10 @@ class CAKDLoss(DistillLoss):
         self.t_extra_tokens = t_extra_tokens
         self.align, self.window, self.gl_dropout = align, int(window), float(gl_dropout)
         self.sub_prob, self.lambda_adv = float(sub_prob), float(lambda_adv)
+        self.proj1 = proj1
+        self.proj1_weights = tuple(float(w) for w in proj1_weights)
 
-        self.pca = PCAProjector(self.s_channels, self.head_dims)
+        self.pca = PCAProjector(self.s_channels, self.head_dims, pca_kernel)
         self.discriminator = TokenDiscriminator(self.t_dims, d_hidden)
         self.grid: Optional[Tuple[int, int]] = None
         if grid is not None:
@@ -380,17 +411,10 @@ class CAKDLoss(DistillLoss):
         q_s, k_s, v_s = self.pca(s)
         q_t, k_t, v_t = split_qkv(t_qkv.detach().float(), self.t_heads, self.t_extra_tokens)
 
-        if sub_masks is None and self.training and self.sub_prob > 0:
-            sub_masks = torch.rand((3, ) + tuple(q_s.shape), device=q_s.device) < self.sub_prob
-        if sub_masks is not None:
-            sub_masks = sub_masks.to(q_s.device, torch.bool)
-            gq = torch.where(sub_masks[0], q_t, q_s)
-            gk = torch.where(sub_masks[1], k_t, k_s)
-            gv = torch.where(sub_masks[2], v_t, v_s)
+        if self.proj1 == 'scores':
+            proj1 = self._scores_proj1(q_s, k_s, v_s, q_t, k_t, v_t)
         else:
-            gq, gk, gv = q_s, k_s, v_s
-        proj1 = (F.mse_loss(attention(gq, gk, gv), attention(q_t, k_t, v_t))
-                 + F.mse_loss(value_relation(v_s), value_relation(v_t)))
+            proj1 = self._attention_proj1(q_s, k_s, v_s, q_t, k_t, v_t, sub_masks)
 
         s_tokens = self.gl(s.flatten(2).transpose(1, 2))  # (B, N, D)
         t_tok = t_tokens[:, self.t_extra_tokens:].detach().float()
@@ -401,6 +425,31 @@ class CAKDLoss(DistillLoss):
         self._last_tokens = (t_tok.detach(), s_tokens.detach())
         self.log_vars = dict(proj1=proj1.detach(), proj2=proj2.detach(), mvg=mvg.detach())
         return proj1 + proj2 + self.lambda_adv * mvg
+
+    def _attention_proj1(self, q_s: Tensor, k_s: Tensor, v_s: Tensor, q_t: Tensor, k_t: Tensor,
+                         v_t: Tensor, sub_masks: Optional[Tensor]) -> Tensor:
+        """The paper's L_proj1 (partial substitution in training)."""
+        if sub_masks is None and self.training and self.sub_prob > 0:
+            sub_masks = torch.rand((3, ) + tuple(q_s.shape), device=q_s.device) < self.sub_prob
+        if sub_masks is not None:
+            sub_masks = sub_masks.to(q_s.device, torch.bool)
+            gq = torch.where(sub_masks[0], q_t, q_s)
+            gk = torch.where(sub_masks[1], k_t, k_s)
+            gv = torch.where(sub_masks[2], v_t, v_s)
+        else:
+            gq, gk, gv = q_s, k_s, v_s
+        w_a, w_v = self.proj1_weights
+        return (w_a * F.mse_loss(attention(gq, gk, gv), attention(q_t, k_t, v_t))
+                + w_v * F.mse_loss(value_relation(v_s), value_relation(v_t)))
+
+    def _scores_proj1(self, q_s: Tensor, k_s: Tensor, v_s: Tensor, q_t: Tensor, k_t: Tensor,
+                      v_t: Tensor) -> Tensor:
+        """The public code's L_proj1: pre-softmax maps and unscaled value relations."""
+        w_a, w_v = self.proj1_weights
+        scale = 1 / math.sqrt(q_s.shape[-1])
+        return (w_a * F.mse_loss(q_s @ k_s.transpose(1, 2) * scale,
+                                 q_t @ k_t.transpose(1, 2) * scale)
+                + w_v * F.mse_loss(v_s @ v_s.transpose(1, 2), v_t @ v_t.transpose(1, 2)))
 
     def discriminator_loss(self, t_tokens: Optional[Tensor] = None,
                            s_tokens: Optional[Tensor] = None) -> Tensor:
