@@ -26,7 +26,7 @@ def test_reduced_quickstart_end_to_end(tmp_path):
     assert re.search(r'CNN teacher: epoch 1/1 iter \d+/\d+\s+time left ~\d\d:\d\d:\d\d', out)
     rows = table_rows(work / 'results.md')
     assert [(r[0], r[1]) for r in rows] == [
-        ('small ViT', 'no distillation'), ('small ViT', 'KD'), ('small ViT', 'CSKD'),
+        ('small ViT', 'no distillation'), ('small ViT', 'CSKD'),
         ('small ViT', 'ViTKD'), ('small CNN', 'no distillation'),
         ('small CNN', 'Cross-Architecture KD')]
     for r in rows:
@@ -38,11 +38,11 @@ def test_reduced_quickstart_end_to_end(tmp_path):
     # a second call reuses the cached teachers and the finished run; --rerun trains it again
     ckpt = teachers / 'teacher_cnn' / 'epoch_1.pth'
     mtime = ckpt.stat().st_mtime
-    out = run_tool([PY, 'tools/quickstart.py', '--seeds', '1', '--only', 'vit_kd',
+    out = run_tool([PY, 'tools/quickstart.py', '--seeds', '1', '--only', 'vit_cskd',
                     *common]).stdout
     assert re.search(r'CNN teacher: top-1 \d+\.\d\d \(reused\)', out)
-    assert re.search(r'vit_kd seed 0: top-1 \d+\.\d\d \(reused\)', out)
+    assert re.search(r'vit_cskd seed 0: top-1 \d+\.\d\d \(reused\)', out)
     assert ckpt.stat().st_mtime == mtime and 'ViT teacher' not in out
-    out = run_tool([PY, 'tools/quickstart.py', '--seeds', '1', '--only', 'vit_kd', '--rerun',
+    out = run_tool([PY, 'tools/quickstart.py', '--seeds', '1', '--only', 'vit_cskd', '--rerun',
                     *common]).stdout
-    assert 'vit_kd seed 0: starting' in out and '(reused)' in out.split('vit_kd seed 0')[0]
+    assert 'vit_cskd seed 0: starting' in out and '(reused)' in out.split('vit_cskd seed 0')[0]

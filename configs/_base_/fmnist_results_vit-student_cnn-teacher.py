@@ -5,5 +5,5 @@ model = dict(
     type='ClassificationDistiller',
     student='configs/_base_/models/fmnist_vit_p7_w64.py',
     teacher='configs/_base_/models/fmnist_resnet_w16.py',
-    teacher_ckpt='work_dirs/teachers/teacher_cnn/epoch_6.pth',
+    teacher_ckpt='work_dirs/teachers/teacher_cnn/epoch_12.pth',
 )

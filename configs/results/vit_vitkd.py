@@ -7,7 +7,7 @@ model = dict(
     type='ClassificationDistiller',
     student='configs/_base_/models/fmnist_vit_p7_w64.py',
     teacher='configs/_base_/models/fmnist_vit_p7_w128.py',
-    teacher_ckpt='work_dirs/teachers/teacher_vit/epoch_5.pth',
+    teacher_ckpt='work_dirs/teachers/teacher_vit/epoch_15.pth',
     student_taps=vit_taps,
     teacher_taps=vit_taps,
     distill_losses=dict(loss_vitkd=dict(type='ViTKDLoss', s_dims=64, t_dims=128)),

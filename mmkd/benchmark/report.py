@@ -7,7 +7,7 @@ import os
 import os.path as osp
 import statistics
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 #: two-sided p-value of Welch's t-test under which a gain counts as significant
 ALPHA = 0.05
@@ -23,12 +23,14 @@ class Row:
         method: the method's name as the papers write it (``KD``, ``ViTKD + NKD``).
         config: the config file of its runs.
         teacher: key of the teacher it learns from; None for the baseline.
+        options: ``--cfg-options`` added to its runs (a probe: one change to a row's config).
     """
     key: str
     student: str
     method: str
     config: str
     teacher: Optional[str] = None
+    options: Tuple[str, ...] = ()
 
     @property
     def is_baseline(self) -> bool:

@@ -1,12 +1,14 @@
 """The rows of the results table on MNIST-format data (configs/results/): every method on the
 student it was made for, each against that student trained alone, in one regime."""
 from .report import Row
-from .table import Teacher
+from .table import Budget, Teacher
 
 CFG = 'configs/results'
+#: the full table's budget (tools/benchmark/results.py); the regime: docs/benchmarks.md
+BUDGET = Budget(seeds=3, epochs=3)
 TEACHERS = [
-    Teacher('teacher_cnn', 'CNN teacher', f'{CFG}/teacher_cnn.py', epochs=6),
-    Teacher('teacher_vit', 'ViT teacher', f'{CFG}/teacher_vit.py', epochs=5),
+    Teacher('teacher_cnn', 'CNN teacher', f'{CFG}/teacher_cnn.py', epochs=12),
+    Teacher('teacher_vit', 'ViT teacher', f'{CFG}/teacher_vit.py', epochs=15),
 ]
 VIT, CNN = 'small ViT', 'small CNN'
 ROWS = [
@@ -23,4 +25,6 @@ ROWS = [
     Row('cnn_fitnet', CNN, 'FitNet', f'{CFG}/cnn_fitnet.py', 'teacher_cnn'),
     Row('cnn_tat', CNN, 'TaT (one-to-all)', f'{CFG}/cnn_tat.py', 'teacher_cnn'),
     Row('cnn_cakd', CNN, 'Cross-Architecture KD', f'{CFG}/cnn_cakd.py', 'teacher_vit'),
+    Row('cnn_cakd_public', CNN, 'Cross-Architecture KD (public code)',
+        f'{CFG}/cnn_cakd_public-code.py', 'teacher_vit'),
 ]

@@ -142,7 +142,8 @@ def build_jobs(teachers: Sequence[Teacher], rows: Sequence[Row], budget: Budget,
     for r in rows:
         for seed in range(budget.seeds):
             jobs.append(Job(f'{r.key}_seed{seed}', r.config,
-                            _options(root, budget, budget.epochs, seed, budget.train_size),
+                            _options(root, budget, budget.epochs, seed, budget.train_size)
+                            + list(r.options),
                             epochs=budget.epochs, label=f'{r.key} seed {seed}',
                             images=budget.epochs * (budget.train_size or 60000),
                             needs=(r.teacher, ) if r.teacher else (),

@@ -14,10 +14,8 @@ regime, the same for every method, and the measured table: docs/benchmarks.md.
 import argparse
 import os.path as osp
 
-from mmkd.benchmark import ROOT, Budget, add_arguments, run_table
-from mmkd.benchmark.rows import ROWS, TEACHERS
-
-BUDGET = Budget(seeds=3, epochs=1)
+from mmkd.benchmark import ROOT, add_arguments, run_table
+from mmkd.benchmark.rows import BUDGET, ROWS, TEACHERS
 
 
 def main():
