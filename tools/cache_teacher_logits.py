@@ -18,6 +18,7 @@ from mmengine.utils import import_modules_from_strings
 
 import mmkd  # noqa: F401  (registers mmkd types, makes torch.load safe for MMEngine checkpoints)
 from mmkd.datasets import cache_teacher_logits
+from mmkd.models.builder import resolve_checkpoint
 from mmkd.registry import MODELS
 from mmkd.utils import load_run_config
 
@@ -79,7 +80,9 @@ def main(argv=None):
         distiller, loader_cfg.dataset, out, epochs=epochs, topk=args.topk,
         batch_size=args.batch_size, base_seed=args.seed, fp16=args.fp16,
         num_workers=num_workers, collate_fn=build_collate_fn(loader_cfg),
-        teacher_ckpt=model_cfg.get('teacher_ckpt'),
+        # the local file a URL / 'pretrained' teacher_ckpt was cached to, whose hash is recorded
+        teacher_ckpt=model_cfg.get('teacher_ckpt') and resolve_checkpoint(
+            model_cfg.teacher_ckpt, 'teacher', model_cfg.get('teacher')),
         meta=dict(config=args.config, config_file=osp.abspath(cfg.filename),
                   teacher=str(model_cfg.get('teacher')), cfg_options=args.cfg_options and
                   {k: str(v) for k, v in args.cfg_options.items()}))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [args of tools/test.py]
 # One process per GPU through torchrun; on a machine without GPUs, NPROC CPU processes (gloo).
+# Several machines: NNODES, NODE_RANK, MASTER_ADDR, PORT as for tools/dist_train.sh.
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3

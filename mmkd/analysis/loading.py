@@ -13,7 +13,7 @@ import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 from torch import Tensor
 
-from mmkd.models.builder import build_model, checkpoint_state_dict
+from mmkd.models.builder import build_model, checkpoint_state_dict, resolve_checkpoint
 from mmkd.models.builder import load_strict as builder_load_strict
 from mmkd.models.builder import sub_state_dict
 
@@ -186,6 +186,7 @@ def load_teacher(cfg: Config, teacher_ckpt: Optional[str] = None,
     if isinstance(spec, (dict, ConfigDict)):
         spec = dict(copy.deepcopy(spec))
     model = build_model(spec, 'teacher')
+    teacher_ckpt = resolve_checkpoint(teacher_ckpt, 'teacher', spec)  # a URL, 'pretrained'
     load_strict(model, teacher_ckpt, 'teacher')
     teacher_norm = cfg.model.get('teacher_norm') if distill and teacher is None else None
     return Subject('teacher', model.eval(), normaliser(data_preprocessor(cfg), teacher_norm),

@@ -295,7 +295,8 @@ class TeacherLogitsDataset(SeededDataset):
                     f'would not be the images the logits belong to.\nCache:\n{meta["pipeline"]}'
                     f'\nDataset:\n{mine}\n(check_pipeline=False to skip this check)')
         if teacher_ckpt is not None:
-            digest = file_sha256(teacher_ckpt)
+            from mmkd.models.builder import resolve_checkpoint
+            digest = file_sha256(resolve_checkpoint(teacher_ckpt, 'teacher'))  # a URL: its cache
             if digest != meta.get('teacher_ckpt_sha256'):
                 raise ValueError(f'teacher-logit cache {self.cache.meta_path} was made with '
                                  f"{meta.get('teacher_ckpt')} (sha256 "

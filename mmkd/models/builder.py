@@ -1,9 +1,11 @@
 """Building the student/teacher from a config entry and loading the teacher's checkpoint."""
 import copy
 import difflib
+import os
 import os.path as osp
 import re
 from typing import Optional, Union
+from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
@@ -12,6 +14,9 @@ from mmengine.config import Config, ConfigDict
 from mmkd.registry import MODELS
 
 ModelSpec = Union[dict, str]
+
+#: ``teacher_ckpt`` value meaning "the weights mmpretrain's model index lists for the teacher"
+PRETRAINED = 'pretrained'
 
 
 def model_config(spec: ModelSpec, role: str) -> dict:
@@ -51,10 +56,106 @@ def build_model(spec: ModelSpec, role: str, scope: str = 'mmkd') -> nn.Module:
         return MODELS.build(cfg)
 
 
+# -- where a checkpoint comes from ------------------------------------------------------------
+class CheckpointDownloadError(RuntimeError):
+    """A checkpoint URL could not be fetched into the hub cache."""
+
+
+def is_url(path) -> bool:
+    return isinstance(path, str) and path.startswith(('http://', 'https://'))
+
+
+def hub_cache_path(url: str) -> str:
+    """Where ``url``'s file lives in the torch hub cache: ``<hub dir>/checkpoints/<file name>``,
+    the place ``torch.hub.load_state_dict_from_url`` and MMEngine's ``load_from_http`` use, so
+    a file fetched by either (or placed there by hand) is found. The hub dir follows
+    ``torch.hub.set_dir`` / ``$TORCH_HOME/hub`` (default ``~/.cache/torch/hub``), read now."""
+    import torch.hub
+    name = osp.basename(urlparse(url).path)
+    if not name:
+        raise ValueError(f"checkpoint URL '{url}' names no file")
+    return osp.join(torch.hub.get_dir(), 'checkpoints', name)
+
+
+def _download(url: str, dst: str, role: str) -> None:
+    import torch.hub
+    os.makedirs(osp.dirname(dst), exist_ok=True)
+    try:
+        # writes a temporary file and renames it when complete: an interrupted download
+        # leaves nothing at dst that a later run would take for the checkpoint
+        torch.hub.download_url_to_file(url, dst, progress=False)
+    except Exception as e:  # URLError, HTTPError, timeouts, refused connections, ...
+        raise CheckpointDownloadError(
+            f"{role} checkpoint: downloading '{url}' failed ({type(e).__name__}: {e}). "
+            f"Without network access, download it elsewhere and place it at '{dst}' (the torch "
+            'hub cache: $TORCH_HOME/hub/checkpoints/, TORCH_HOME defaulting to '
+            '~/.cache/torch)') from None
+
+
+def download_checkpoint(url: str, role: str = 'teacher') -> str:
+    """The local file of checkpoint ``url``, downloaded into the hub cache on first use.
+
+    Not ``load_from_http`` / ``load_state_dict_from_url`` themselves: they would cache to the
+    same place but unpickle with ``weights_only=False``, while every mmkd checkpoint load goes
+    through torch's safe loader (``mmkd.compat``). As MMEngine does, in a distributed run rank 0
+    downloads first and the others wait for it; a rank of another node that does not share the
+    cache then downloads its own copy.
+    """
+    from mmengine.dist import barrier, get_dist_info
+    dst = hub_cache_path(url)
+    rank, world_size = get_dist_info()
+    if rank == 0 and not osp.isfile(dst):
+        _download(url, dst, role)
+    if world_size > 1:
+        barrier()
+        if rank > 0 and not osp.isfile(dst):
+            _download(url, dst, role)
+    return dst
+
+
+def pretrained_url(spec: ModelSpec, role: str = 'teacher') -> str:
+    """The weights URL mmpretrain's model index (metafile ``Weights``) gives model name
+    ``spec``, for ``teacher_ckpt='pretrained'``."""
+    if not isinstance(spec, str) or spec.endswith('.py') or '::' in spec:
+        shown = f"config file '{spec}'" if isinstance(spec, str) else 'an inline config dict'
+        raise ValueError(
+            f"{role}_ckpt='{PRETRAINED}' takes the weights mmpretrain's model index lists for an "
+            f'mmpretrain model name (e.g. {role}="resnet50_8xb32_in1k"), but the {role} is '
+            f'{shown}: give {role}_ckpt as a checkpoint path or an http(s) URL')
+    from mmpretrain.apis import ModelHub, list_models
+    try:
+        weights = ModelHub.get(spec).weights
+    except ValueError:
+        near = difflib.get_close_matches(spec, list_models(), n=6, cutoff=0.5)
+        raise ValueError(f"{role}_ckpt='{PRETRAINED}': '{spec}' is not an mmpretrain model name. "
+                         f'Nearest model names: {near}') from None
+    if not weights:
+        raise ValueError(f"{role}_ckpt='{PRETRAINED}': mmpretrain's model index lists no weights "
+                         f"for '{spec}'; give a checkpoint path or URL")
+    return weights
+
+
+def resolve_checkpoint(path: str, role: str = 'teacher', spec: Optional[ModelSpec] = None
+                       ) -> str:
+    """The local file of a checkpoint given as a local path, an ``http(s)://`` URL (downloaded
+    once into the hub cache, see :func:`download_checkpoint`), or ``'pretrained'``: the weights
+    of model name ``spec`` in mmpretrain's model index."""
+    if path == PRETRAINED and not osp.isfile(path):  # a local file of that name still wins
+        if spec is None:
+            raise ValueError(f"{role}_ckpt='{PRETRAINED}' needs the {role}'s mmpretrain model "
+                             'name to look its weights up')
+        path = pretrained_url(spec, role)
+    if is_url(path):
+        return download_checkpoint(path, role)
+    return path
+
+
 def checkpoint_state_dict(path: str, role: str = 'teacher', ckpt=None) -> dict:
     """The state dict stored in ``path`` (``state_dict`` entry, or the file itself), loaded with
-    torch's safe loader; ``ckpt``: the file's already loaded content, to read it only once."""
+    torch's safe loader; ``ckpt``: the file's already loaded content, to read it only once.
+    ``path`` may be an ``http(s)://`` URL: see :func:`resolve_checkpoint`."""
     if ckpt is None:
+        path = resolve_checkpoint(path, role)
         if not isinstance(path, str) or not osp.isfile(path):
             raise FileNotFoundError(f"{role} checkpoint '{path}' does not exist")
         ckpt = torch.load(path, map_location='cpu')  # weights_only: see mmkd.compat
@@ -90,8 +191,11 @@ def load_strict(model: nn.Module, path: str, role: str = 'teacher',
                          f'{detail}') from None
 
 
-def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
-    load_strict(teacher, path, 'teacher')
+def load_teacher_checkpoint(teacher: nn.Module, path: str,
+                            spec: Optional[ModelSpec] = None) -> None:
+    """Load the teacher strictly from ``path``: a local file, an ``http(s)://`` URL or
+    ``'pretrained'`` (with ``spec``, the teacher's mmpretrain model name)."""
+    load_strict(teacher, resolve_checkpoint(path, 'teacher', spec), 'teacher')
 
 
 def sub_state_dict(state: dict, prefix: str) -> dict:

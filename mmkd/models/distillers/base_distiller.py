@@ -32,8 +32,11 @@ class BaseDistiller(BaseModel):
     Args:
         student, teacher: model config dict, local config path, mmpretrain package config
             (``'mmpretrain::...'``) or mmpretrain model name.
-        teacher_ckpt (str | None): the teacher's checkpoint. Required; ``None`` only explicitly
-            (smoke tests), with a loud warning.
+        teacher_ckpt (str | None): the teacher's checkpoint: a local path, an ``http(s)://``
+            URL (downloaded once into the torch hub cache, ``$TORCH_HOME/hub/checkpoints``) or
+            ``'pretrained'`` (the weights mmpretrain's model index lists for ``teacher``, an
+            mmpretrain model name). Required; ``None`` only explicitly (smoke tests), with a
+            loud warning.
         distill_losses (dict): ``name -> loss config``; names start with ``loss_`` so MMEngine
             sums and logs them.
         student_taps, teacher_taps (dict): ``name -> module path`` (or
@@ -146,7 +149,7 @@ class BaseDistiller(BaseModel):
             MMLogger.get_current_instance().warning(msg)
             teacher.init_weights()
         else:
-            load_teacher_checkpoint(teacher, ckpt)
+            load_teacher_checkpoint(teacher, ckpt, spec)
         teacher.requires_grad_(False)
         return teacher.eval()
 
