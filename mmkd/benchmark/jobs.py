@@ -57,13 +57,14 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
 
 
 def val_curve(work_dir: str, key: str = 'accuracy/top1') -> List[float]:
-    """``key`` at every validation of the latest run in ``work_dir`` (one value per epoch)."""
-    runs = sorted(glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not runs:
+    """``key`` at every validation of ``work_dir``'s runs (one value per epoch; a later run's
+    value replaces an earlier one of the same epoch); [] when nothing was logged yet."""
+    from mmkd.analysis.curves import Run
+    try:
+        run = Run(work_dir)
+    except FileNotFoundError:
         return []
-    with open(runs[-1]) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    return [r[key] for r in records if key in r and 'step' in r]
+    return [float(v) for v in run.series(key)[1]]
 
 
 def command(job: Job, extra: Sequence[str] = ()) -> List[str]:

@@ -1,10 +1,8 @@
 """Probes of one results-table row: the same row with one change to its config at a time, on
 the same seeds, beside its baseline, with the final loss values of every run (the task loss
 next to each distillation term) so that a method below its baseline can be investigated."""
-import json
 import os.path as osp
 import statistics
-from glob import glob
 from typing import Dict, List, Sequence, Tuple
 
 from .report import Row
@@ -42,12 +40,11 @@ def probe_rows(rows: Sequence[Row], key: str, probes: Sequence[str]) -> List[Row
 def final_losses(work_dir: str, last: int = 3) -> Dict[str, float]:
     """Every logged loss (``loss*``) and loss part (``<loss>.<part>``) of the latest run in
     ``work_dir``, averaged over its ``last`` logged training iterations."""
-    runs = sorted(glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not runs:
+    from mmkd.analysis.curves import Run
+    try:
+        train = [r for r in Run(work_dir).train if 'loss' in r][-last:]
+    except FileNotFoundError:
         return {}
-    with open(runs[-1]) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    train = [r for r in records if 'iter' in r and 'loss' in r][-last:]
     keys = [k for k in (train[-1] if train else {}) if k.startswith('loss') or
             ('.' in k and not k.endswith('lr') and '/' not in k)]
     return {k: statistics.mean(r[k] for r in train if k in r) for k in keys}

@@ -108,12 +108,17 @@ def markdown_table(records: Sequence[dict], teachers: Dict[str, dict]) -> str:
     return '\n'.join(lines)
 
 
-def write_json(path: str, records: Sequence[dict], teachers: Dict[str, dict], meta: dict) -> None:
+def results_json(records: Sequence[dict], teachers: Dict[str, dict], meta: dict) -> dict:
+    """The machine-readable table: meta (data, budget, wall time), the significance rule, the
+    teachers and one record per row (see :func:`summarize`)."""
+    return dict(meta=meta, significance=f"Welch's t-test, two-sided, p < {ALPHA}, gain over the "
+                'baseline', teachers=list(teachers.values()), rows=list(records))
+
+
+def write_json(path: str, content: dict) -> None:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
-        json.dump(dict(meta=meta, significance=f"Welch's t-test, two-sided, p < {ALPHA}, "
-                       'gain over the baseline', teachers=list(teachers.values()),
-                       rows=list(records)), f, indent=1)
+        json.dump(content, f, indent=1)
         f.write('\n')
 
 

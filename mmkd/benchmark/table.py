@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from .jobs import DONE_FILE, ROOT, Job, last_checkpoint, run_jobs, val_curve
-from .report import Row, markdown_table, plot_curves, summarize, write_json
+from .report import Row, markdown_table, plot_curves, results_json, summarize, write_json
 
 IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
              't10k-labels-idx1-ubyte')
@@ -219,9 +219,9 @@ def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
                 budget=dict(vars(budget), teacher_epochs={
                     t.key: budget.teacher_epochs or t.epochs for t in used}),
                 wall_seconds=round(wall), description=header)
-    out = dict(meta=meta, teachers=list(tinfo.values()), rows=records)
+    out = results_json(records, tinfo, meta)
     for path in filter(None, (osp.join(args.work_dir, 'results.json'), json_out)):
-        write_json(path, records, tinfo, meta)
+        write_json(path, out)
     plot_curves(rows, curves, osp.join(args.work_dir, 'curves.png'),
                 f'{data_name(args)}: test top-1 per epoch, mean ± std over seeds')
     print('\n' + text)
