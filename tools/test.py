@@ -6,6 +6,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
+from mmkd.engine import use_atomic_checkpoints
 from mmkd.utils import load_run_config, setup_cpu_distributed, teardown_distributed
 
 
@@ -32,6 +33,7 @@ def main():
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    use_atomic_checkpoints(runner)  # a damaged CHECKPOINT is an error naming it
     try:
         metrics = runner.test()
     finally:

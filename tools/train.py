@@ -7,6 +7,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registers mmkd types, makes torch.load safe for MMEngine checkpoints)
+from mmkd.engine import use_atomic_checkpoints
 from mmkd.utils import load_run_config, setup_cpu_distributed, teardown_distributed
 
 
@@ -65,6 +66,8 @@ def main():
     cfg = merge_args(load_run_config(args), args)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    # complete-or-absent checkpoint files, and a resume that passes over damaged ones
+    use_atomic_checkpoints(runner)
     try:
         runner.train()
     finally:

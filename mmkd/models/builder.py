@@ -4,16 +4,18 @@ import difflib
 import os
 import os.path as osp
 import re
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 from urllib.parse import urlparse
 
-import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 
 from mmkd.registry import MODELS
+from mmkd.utils.checkpoint import load_checkpoint_file
 
 ModelSpec = Union[dict, str]
+#: a teacher checkpoint: a path / URL / ``'pretrained'``, or ``dict(path=..., prefix=...)``
+CheckpointSpec = Union[str, dict]
 
 #: ``teacher_ckpt`` value meaning "the weights mmpretrain's model index lists for the teacher"
 PRETRAINED = 'pretrained'
@@ -135,11 +137,30 @@ def pretrained_url(spec: ModelSpec, role: str = 'teacher') -> str:
     return weights
 
 
-def resolve_checkpoint(path: str, role: str = 'teacher', spec: Optional[ModelSpec] = None
-                       ) -> str:
+def checkpoint_spec(ckpt: CheckpointSpec, role: str = 'teacher') -> Tuple[str, Optional[str]]:
+    """``(path, prefix)`` of a checkpoint given as a string (no prefix) or as
+    ``dict(path=..., prefix='student.')``: load only the keys under ``prefix``, the prefix
+    removed, e.g. the student of a distillation checkpoint as a teacher."""
+    if isinstance(ckpt, (dict, ConfigDict)):
+        unknown = sorted(set(ckpt) - {'path', 'prefix'})
+        if unknown or not isinstance(ckpt.get('path'), str):
+            raise ValueError(f"{role}_ckpt as a dict takes dict(path='file.pth', "
+                             f"prefix='student.'), got {dict(ckpt)}")
+        prefix = ckpt.get('prefix')
+        if prefix is not None and (not isinstance(prefix, str) or not prefix):
+            raise ValueError(f"{role}_ckpt: prefix must be a non-empty string such as "
+                             f"'student.', got {prefix!r}")
+        return ckpt['path'], prefix
+    return ckpt, None
+
+
+def resolve_checkpoint(path: CheckpointSpec, role: str = 'teacher',
+                       spec: Optional[ModelSpec] = None) -> str:
     """The local file of a checkpoint given as a local path, an ``http(s)://`` URL (downloaded
     once into the hub cache, see :func:`download_checkpoint`), or ``'pretrained'``: the weights
-    of model name ``spec`` in mmpretrain's model index."""
+    of model name ``spec`` in mmpretrain's model index. ``dict(path=..., prefix=...)``: the
+    file of its ``path`` (the prefix is :func:`load_teacher_checkpoint`'s business)."""
+    path, _ = checkpoint_spec(path, role)
     if path == PRETRAINED and not osp.isfile(path):  # a local file of that name still wins
         if spec is None:
             raise ValueError(f"{role}_ckpt='{PRETRAINED}' needs the {role}'s mmpretrain model "
@@ -158,19 +179,57 @@ def checkpoint_state_dict(path: str, role: str = 'teacher', ckpt=None) -> dict:
         path = resolve_checkpoint(path, role)
         if not isinstance(path, str) or not osp.isfile(path):
             raise FileNotFoundError(f"{role} checkpoint '{path}' does not exist")
-        ckpt = torch.load(path, map_location='cpu')  # weights_only: see mmkd.compat
+        # weights_only (see mmkd.compat); a damaged file: an error naming it, size, what failed
+        ckpt = load_checkpoint_file(path, role)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{role} checkpoint '{path}' holds no state dict")
     return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
 
 
+#: key prefixes of a distiller's state dict (mmkd's, and those of distillers that save both)
+DISTILLATION_PREFIXES = ('student.', 'teacher.')
+
+
+def distillation_prefixes(state: dict) -> list:
+    """The distiller prefixes (``student.``, ``teacher.``) that keys of ``state`` carry."""
+    return [p for p in DISTILLATION_PREFIXES if any(k.startswith(p) for k in state)]
+
+
+def _distillation_checkpoint_error(model: nn.Module, path: str, role: str,
+                                   prefixes: list) -> ValueError:
+    keys = ', '.join(f"'{p}*'" for p in prefixes)
+    hint = (f" (or, for a teacher, load its student part directly: teacher_ckpt=dict(path="
+            f"'{path}', prefix='student.'))" if role == 'teacher' else '')
+    return ValueError(
+        f"{role} checkpoint '{path}' is a distillation checkpoint (a distiller's state, keys "
+        f'{keys}), not a {type(model).__name__} checkpoint. Export its student first: '
+        f'python tools/model_converters/extract_student.py {path} --classifier student.pth, '
+        f'and use student.pth{hint}')
+
+
 def load_strict(model: nn.Module, path: str, role: str = 'teacher',
-                state: Optional[dict] = None) -> None:
+                state: Optional[dict] = None, prefix: Optional[str] = None) -> None:
     """Load ``path`` (or its already extracted ``state``) into ``model``; any missing,
     unexpected or mis-shaped key is an error naming the file and the keys: a half-loaded
-    teacher silently teaches noise, a half-loaded model under analysis silently misleads."""
+    teacher silently teaches noise, a half-loaded model under analysis silently misleads.
+
+    ``prefix``: load only the keys under it (removed), e.g. ``'student.'`` of a distillation
+    checkpoint. Without one, a distillation checkpoint (``student.*`` / ``teacher.*`` keys
+    that the model does not have) is an error saying to export its student first.
+    """
     state = checkpoint_state_dict(path, role) if state is None else state
+    if prefix is not None:
+        sub = sub_state_dict(state, prefix)
+        if not sub:
+            tops = sorted({k.split('.', 1)[0] + '.' for k in state})[:8]
+            raise ValueError(f"{role} checkpoint '{path}' has no keys under prefix "
+                             f"'{prefix}'; its keys start with {tops}")
+        state = sub
+    else:
+        found = distillation_prefixes(state)
+        if found and not distillation_prefixes(model.state_dict()):
+            raise _distillation_checkpoint_error(model, path, role, found)
     # the data preprocessor's buffers are configuration, not weights
     state = {k: v for k, v in state.items() if not k.startswith('data_preprocessor.')}
     expected = {k for k in model.state_dict() if not k.startswith('data_preprocessor.')}
@@ -191,11 +250,14 @@ def load_strict(model: nn.Module, path: str, role: str = 'teacher',
                          f'{detail}') from None
 
 
-def load_teacher_checkpoint(teacher: nn.Module, path: str,
+def load_teacher_checkpoint(teacher: nn.Module, ckpt: CheckpointSpec,
                             spec: Optional[ModelSpec] = None) -> None:
-    """Load the teacher strictly from ``path``: a local file, an ``http(s)://`` URL or
-    ``'pretrained'`` (with ``spec``, the teacher's mmpretrain model name)."""
-    load_strict(teacher, resolve_checkpoint(path, 'teacher', spec), 'teacher')
+    """Load the teacher strictly from ``ckpt``: a local file, an ``http(s)://`` URL,
+    ``'pretrained'`` (with ``spec``, the teacher's mmpretrain model name), or
+    ``dict(path=<one of those>, prefix='student.')`` to take the keys under that prefix (the
+    student of a distillation run as the teacher of the next)."""
+    path, prefix = checkpoint_spec(ckpt, 'teacher')
+    load_strict(teacher, resolve_checkpoint(path, 'teacher', spec), 'teacher', prefix=prefix)
 
 
 def sub_state_dict(state: dict, prefix: str) -> dict:
