@@ -10,6 +10,10 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # distillers: the teacher's top-1 on 256 val images, fed as in training, before the first
+    # iteration; a teacher near chance stops the run (docs/teacher_check.md). A default hook, so
+    # that configs setting their own custom_hooks keep it; off: teacher_check.enabled=False
+    teacher_check=dict(type='TeacherCheckHook'),
 )
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -18,11 +18,14 @@ KEPT_KEYS = ('val_dataloader', 'val_evaluator', 'val_cfg', 'test_dataloader', 't
              'vis_backends', 'log_level', 'randomness')
 #: metrics that read what only the distiller puts in the data samples
 TEACHER_METRICS = ('TeacherMetric', )
+#: default hooks that act on a distiller only (the student's config has no teacher to check)
+DISTILLER_HOOKS = ('TeacherCheckHook', )
 
 
 def extract_student(ckpt_path: str, classifier_out: Optional[str] = None,
                     backbone_out: Optional[str] = None,
-                    config: Union[str, Config, None] = None) -> Tuple[dict, dict]:
+                    config: Union[str, Config, None] = None,
+                    ema: Optional[bool] = None) -> Tuple[dict, dict]:
     """Write (a) a student-only classifier checkpoint, with the student's mmpretrain config
     beside it (same stem, ``.py``), and (b) a backbone-only checkpoint.
 
@@ -38,6 +41,9 @@ def extract_student(ckpt_path: str, classifier_out: Optional[str] = None,
         config: the distillation config (path or Config) the checkpoint was trained with;
             default: the one MMEngine's runner stored in the checkpoint (``meta.cfg``). With
             neither, (a) is written without its config, with a warning.
+        ema: for a checkpoint of a run with ``EMAHook``: ``True`` exports the averaged (EMA)
+            student, ``False`` the training weights; ``None`` exports what the checkpoint's
+            ``state_dict`` holds, which for such a run is the EMA (see :func:`select_weights`).
 
     Returns:
         the two state dicts.
@@ -45,7 +51,8 @@ def extract_student(ckpt_path: str, classifier_out: Optional[str] = None,
     if not osp.isfile(ckpt_path):
         raise FileNotFoundError(f"distillation checkpoint '{ckpt_path}' does not exist")
     raw = torch.load(ckpt_path, map_location='cpu')  # weights_only: see mmkd.compat
-    state = checkpoint_state_dict(ckpt_path, role='distillation', ckpt=raw)
+    state = select_weights(checkpoint_state_dict(ckpt_path, role='distillation', ckpt=raw),
+                           raw, ema, ckpt_path)
     student = sub_state_dict(state, 'student.')
     if not student:
         raise ValueError(f"'{ckpt_path}' has no 'student.' keys: not a distillation checkpoint "
@@ -54,6 +61,8 @@ def extract_student(ckpt_path: str, classifier_out: Optional[str] = None,
     if not backbone:
         raise ValueError(f"the student in '{ckpt_path}' has no 'backbone.' keys")
     meta = dict(source=osp.abspath(ckpt_path))
+    if isinstance(raw, dict) and 'ema_state_dict' in raw:
+        meta['weights'] = 'training' if ema is False else 'ema'
     if isinstance(raw, dict) and 'dataset_meta' in raw.get('meta', {}):
         meta['dataset_meta'] = raw['meta']['dataset_meta']
     for out, sd in ((classifier_out, student), (backbone_out, backbone)):
@@ -70,6 +79,33 @@ def extract_student(ckpt_path: str, classifier_out: Optional[str] = None,
             source = config if isinstance(config, str) else f'the config stored in {ckpt_path}'
             export_student_config(cfg, classifier_out, student, source=source)
     return student, backbone
+
+
+def select_weights(state: dict, raw: Any, ema: Optional[bool], ckpt_path: str = '') -> dict:
+    """The EMA or the training weights of a checkpoint; ``state`` is its ``state_dict``.
+
+    MMEngine's ``EMAHook`` saves the *averaged* weights as ``state_dict`` (so that the
+    checkpoint deploys the EMA as is) and moves the *training* weights to ``ema_state_dict``,
+    ``module.``-prefixed, beside the average's ``steps``; resuming swaps them back. So:
+    ``ema=True`` is ``state`` (after checking that the run had an EMA), ``ema=False`` is
+    ``state`` with the ``ema_state_dict`` entries put back, ``ema=None`` is ``state``.
+    """
+    ema_state = raw.get('ema_state_dict') if isinstance(raw, dict) else None
+    if ema is None:
+        return state
+    if ema_state is None:
+        if ema:
+            raise ValueError(f"'{ckpt_path}' has no ema_state_dict: the run had no EMAHook, so "
+                             'there are no averaged weights to export (drop --ema)')
+        return state
+    if ema:
+        return state
+    training = {k[len('module.'):]: v for k, v in ema_state.items() if k.startswith('module.')}
+    unknown = sorted(set(training) - set(state))
+    if unknown:
+        raise ValueError(f"'{ckpt_path}': ema_state_dict has keys the state_dict lacks "
+                         f'({unknown[:5]}): not a checkpoint written by EMAHook')
+    return {**state, **training}
 
 
 def student_config_path(classifier_out: str) -> str:
@@ -147,7 +183,8 @@ def student_config(cfg: Config, checkpoint: Optional[str] = None) -> Config:
     (an ``ImageClassifier``, as the distiller builds it) with the distillation run's data
     preprocessor (the normalisation the student was trained with), and the run's
     val/test pipeline, dataloaders and evaluators; ``load_from=checkpoint``. Metrics of the
-    teacher's predictions are dropped; mmkd types are scoped ``mmkd.`` and mmkd imported.
+    teacher's predictions and distiller-only default hooks (``TeacherCheckHook``) are dropped;
+    mmkd types are scoped ``mmkd.`` and mmkd imported.
     """
     if 'student' not in cfg.get('model', {}):
         raise ValueError(f"config '{cfg.filename}' is not a distillation config: its model has "
@@ -163,6 +200,12 @@ def student_config(cfg: Config, checkpoint: Optional[str] = None) -> Config:
     for key in KEPT_KEYS:
         if cfg.get(key) is not None:
             out[key] = copy.deepcopy(cfg[key])
+    hooks = out.get('default_hooks')
+    if isinstance(hooks, dict):
+        out['default_hooks'] = {
+            name: hook for name, hook in hooks.items()
+            if not (isinstance(hook, dict)
+                    and str(hook.get('type', '')).split('.')[-1] in DISTILLER_HOOKS)}
     for key in ('val_evaluator', 'test_evaluator'):
         metrics = out.get(key)
         if metrics is None:

@@ -4,7 +4,8 @@ run and which data sources exist."""
 import contextlib
 import inspect
 import warnings
-from typing import Dict, List, Optional, Union
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -13,8 +14,9 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from ..builder import ModelSpec, build_model, load_teacher_checkpoint
+from ..builder import CheckpointSpec, ModelSpec, build_model, load_teacher_checkpoint
 from ..losses.base import DistillLoss
+from ..nan_guard import NonFiniteLossGuard
 from ..taps import FeatureTaps, TapSpec
 
 _REQUIRED = object()
@@ -32,11 +34,15 @@ class BaseDistiller(BaseModel):
     Args:
         student, teacher: model config dict, local config path, mmpretrain package config
             (``'mmpretrain::...'``) or mmpretrain model name.
-        teacher_ckpt (str | None): the teacher's checkpoint: a local path, an ``http(s)://``
-            URL (downloaded once into the torch hub cache, ``$TORCH_HOME/hub/checkpoints``) or
-            ``'pretrained'`` (the weights mmpretrain's model index lists for ``teacher``, an
-            mmpretrain model name). Required; ``None`` only explicitly (smoke tests), with a
-            loud warning.
+        teacher_ckpt (str | dict | None): the teacher's checkpoint: a local path, an
+            ``http(s)://`` URL (downloaded once into the torch hub cache,
+            ``$TORCH_HOME/hub/checkpoints``) or ``'pretrained'`` (the weights mmpretrain's
+            model index lists for ``teacher``, an mmpretrain model name);
+            ``dict(path=..., prefix='student.')`` loads only the keys under ``prefix`` (the
+            student of a distillation checkpoint as the teacher; without it, such a
+            checkpoint is an error saying to export the student first). A damaged file is an
+            error naming it. Required; ``None`` only explicitly (smoke tests), with a loud
+            warning.
         distill_losses (dict): ``name -> loss config``; names start with ``loss_`` so MMEngine
             sums and logs them.
         student_taps, teacher_taps (dict): ``name -> module path`` (or
@@ -50,6 +56,14 @@ class BaseDistiller(BaseModel):
             options, e.g. ``dict(mode='max-autotune')``); its feature taps keep working.
         channels_last (bool): both models and their inputs in ``torch.channels_last`` memory
             format, faster for CNNs (convolutions) on GPUs and recent CPUs.
+        nan_guard (dict | None): what a non-finite (NaN/Inf) task or distillation loss does;
+            see :class:`~mmkd.models.nan_guard.NonFiniteLossGuard`. Default
+            ``dict(action='raise')``: the run stops at that iteration, before the step
+            updates anything, with an error naming the loss, the iteration and its last
+            finite value. ``dict(action='skip', max_skips=N)``: such steps are dropped (no
+            update, gradients zeroed), logged and counted (``nan_skips``), up to N. ``None``:
+            off. The check runs in :meth:`parse_losses`, which every train step calls once
+            (see :mod:`mmkd.models.nan_guard` for why there).
     """
     #: taps every distiller of this task has, e.g. the classifier's logits
     builtin_taps: Dict[str, str] = {}
@@ -62,7 +76,7 @@ class BaseDistiller(BaseModel):
     def __init__(self,
                  student: ModelSpec,
                  teacher: ModelSpec,
-                 teacher_ckpt: Optional[str] = _REQUIRED,
+                 teacher_ckpt: Optional[CheckpointSpec] = _REQUIRED,
                  distill_losses: Optional[dict] = None,
                  student_taps: Optional[Dict[str, TapSpec]] = None,
                  teacher_taps: Optional[Dict[str, TapSpec]] = None,
@@ -70,6 +84,7 @@ class BaseDistiller(BaseModel):
                  teacher_autocast: Optional[str] = None,
                  compile_teacher: Union[bool, dict] = False,
                  channels_last: bool = False,
+                 nan_guard: Optional[dict] = dict(action='raise'),
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if isinstance(data_preprocessor, dict):
@@ -90,6 +105,18 @@ class BaseDistiller(BaseModel):
                              f'{teacher_autocast!r}')
         self.teacher_autocast = teacher_autocast
         self.channels_last = bool(channels_last)
+        self.nan_guard = NonFiniteLossGuard.build(nan_guard)
+        if (self.nan_guard is not None and self.nan_guard.action == 'skip'
+                and type(self).train_step is not BaseDistiller.train_step):
+            # a train step of its own (CrossArchDistiller: two optimizers, the discriminator
+            # updated on the tokens of the same forward) calls parse_losses, so 'raise' guards
+            # it, but only this class's train_step knows how to leave a step out
+            raise ValueError(f"nan_guard action='skip' needs BaseDistiller's train_step, but "
+                             f'{type(self).__name__} runs its own: use '
+                             "nan_guard=dict(action='raise') (which guards it) or None")
+        self._skip_step = False
+        # None: a random (smoke-test) teacher or a logit cache; read by TeacherCheckHook
+        self.teacher_ckpt = teacher_ckpt
         self.student = build_model(student, 'student', scope=self.model_scope)
         object.__setattr__(self, 'teacher', None if teacher is None
                            else self._build_teacher(teacher, teacher_ckpt))
@@ -140,7 +167,7 @@ class BaseDistiller(BaseModel):
                                     else {}))
 
     # -- building -------------------------------------------------------------------------
-    def _build_teacher(self, spec: ModelSpec, ckpt: Optional[str]) -> nn.Module:
+    def _build_teacher(self, spec: ModelSpec, ckpt: Optional[CheckpointSpec]) -> nn.Module:
         teacher = build_model(spec, 'teacher', scope=self.model_scope)
         if ckpt is None:
             msg = ('teacher_ckpt=None: the teacher keeps its RANDOM initialisation and teaches '
@@ -266,6 +293,57 @@ class BaseDistiller(BaseModel):
                 losses[f'{name[len("loss_"):]}.{part}'] = value.detach()
         self._inputs_checked = True
         return losses
+
+    # -- non-finite losses ---------------------------------------------------------------
+    def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """MMEngine's sum of the losses, checked by the NaN guard (``nan_guard``).
+
+        Every train step calls this once per iteration between the forward pass and the
+        update: ``BaseModel``'s and this class's :meth:`train_step`, MMEngine's DDP wrapper,
+        ``CrossArchDistiller.train_step``. A non-finite loss then raises here, before any
+        parameter changes, whichever of them runs. For a step the guard skips, this marks it
+        (:meth:`train_step` then does not update) and, for callers that update anyway (a DDP
+        wrapper's own train step), returns a zero loss that reaches no parameter, with every
+        gradient set to None: torch's optimizers leave a parameter without a gradient
+        untouched (no weight decay, no momentum). The non-finite values are left out of the
+        returned log (the warning names them), so the smoothed logged losses stay readable.
+
+        Covered: every key with 'loss' in it, i.e. the student's task losses (times
+        ``student_loss_weight``) and each distillation loss, and their sum. In
+        CrossArchDistiller's step, the student update's losses; its discriminator loss
+        ``loss_mad`` is computed after this call and is not checked.
+        """
+        parsed, log_vars = super().parse_losses(losses)
+        self._skip_step = False
+        guard = self.nan_guard
+        if guard is None or not isinstance(parsed, Tensor):
+            return parsed, log_vars
+        if guard.check(log_vars):
+            if guard.skips:
+                log_vars['nan_skips'] = torch.tensor(float(guard.skips), device=parsed.device)
+            return parsed, log_vars
+        self._skip_step = True
+        self.zero_grad(set_to_none=True)
+        kept = OrderedDict((k, v) for k, v in log_vars.items()
+                           if not (isinstance(v, Tensor) and not bool(torch.isfinite(v).all())))
+        kept['nan_skips'] = torch.tensor(float(guard.skips), device=parsed.device)
+        # a fresh leaf: a backward() of it is valid and reaches no parameter
+        return parsed.detach().new_zeros(()).requires_grad_(), kept
+
+    def train_step(self, data: Union[dict, tuple, list], optim_wrapper) -> Dict[str, Tensor]:
+        """MMEngine's train step (forward under the optimizer wrapper's context, parse the
+        losses, update), except that a step the NaN guard skips is not handed to the optimizer
+        wrapper at all: no backward, no optimizer step, no change to its counters; the
+        gradients are zeroed."""
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed, log_vars = self.parse_losses(losses)
+        if self._skip_step:
+            optim_wrapper.zero_grad()
+        else:
+            optim_wrapper.update_params(parsed)
+        return log_vars
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':

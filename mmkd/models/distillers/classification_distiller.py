@@ -99,6 +99,8 @@ class ClassificationDistiller(BaseDistiller):
                              f'and the teacher {t_k}')
 
     def _setup_teacher_norm(self, teacher_norm: Optional[dict]) -> None:
+        # as given, for messages (TeacherCheckHook names it when the teacher looks mis-fed)
+        self.teacher_norm = None if teacher_norm is None else dict(teacher_norm)
         if teacher_norm is None:
             self.register_buffer('teacher_scale', None)
             self.register_buffer('teacher_shift', None)
@@ -120,6 +122,25 @@ class ClassificationDistiller(BaseDistiller):
 
     def teacher_forward(self, inputs: Tensor, data_samples) -> Tensor:
         return self.teacher(self.teacher_inputs(inputs), mode='tensor')
+
+    def teacher_logits(self, inputs: Tensor, data_samples=None) -> Tensor:
+        """The teacher's (B, K) float logits for a preprocessed batch, computed as in the
+        training step: ``channels_last``, ``teacher_norm`` re-normalisation, ``no_grad`` and
+        ``teacher_autocast``. Used by :class:`~mmkd.engine.TeacherCheckHook`."""
+        if self.teacher is None:
+            raise RuntimeError('teacher_logits: this distiller has no teacher (logit_cache)')
+        if self.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        self.teacher_taps.pop()
+        with torch.no_grad(), self._teacher_autocast(inputs):
+            logits = self.teacher_forward(inputs, data_samples)
+        self.teacher_taps.pop()  # the taps' records of this pass belong to no step
+        if not isinstance(logits, Tensor) or logits.dim() != 2:
+            raise TypeError('teacher_logits: the teacher\'s tensor-mode output is '
+                            f'{type(logits).__name__}'
+                            + (f' of shape {tuple(logits.shape)}' if isinstance(logits, Tensor)
+                               else '') + ', not (B, num_classes) logits')
+        return logits.float()
 
     def student_loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         losses = self.student.loss(inputs, data_samples)
