@@ -54,6 +54,12 @@ fi
 say "install mmkd (editable)"
 pip install -q --no-deps --no-build-isolation -e .
 
+# openmim without its dependencies: they pin setuptools, rich, requests and pull numpy 2
+# (requirements/mim.txt says which; docs/mim.md)
+say "install mim (mim train|test|search mmkd)"
+pip install -q --no-deps openmim==0.3.9 model-index==0.1.11
+pip install -q -r requirements/mim.txt  # under PIP_CONSTRAINT, as every pip call here
+
 say "prepare Fashion-MNIST in data/fashion_mnist"
 SRC=/usr/share/datasets/fashion-mnist
 if [ ! -f "$SRC/train-images-idx3-ubyte.gz" ]; then
