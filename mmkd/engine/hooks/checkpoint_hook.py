@@ -83,7 +83,8 @@ def use_atomic_checkpoints(runner) -> bool:
             continue
         if not isinstance(cfg, dict):
             return False  # given as an object: its arguments cannot be read back
-        args = {k: v for k, v in dict(cfg).items() if k != 'type'}
+        # '_scope_' comes with hooks of mmdet/mmseg package bases: a registry key, not an argument
+        args = {k: v for k, v in dict(cfg).items() if k not in ('type', '_scope_')}
         atomic = AtomicCheckpointHook(**args)
         atomic.priority = hook.priority
         hooks[i] = atomic
