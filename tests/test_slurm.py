@@ -149,7 +149,11 @@ def test_slurm_train_runs_on_cpu(fake_bin, tmp_path):
 def test_slurm_to_torch_env(monkeypatch, tmp_path):
     from mmkd.utils.launch import slurm_master_addr, slurm_to_torch_env
     for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
-        monkeypatch.delenv(k, raising=False)
+        # setenv first, so that monkeypatch restores the variables slurm_to_torch_env sets
+        # (a bare delenv of an absent one records nothing: MASTER_ADDR=gpu3 leaked into later
+        # torchrun tests, which then waited for that host)
+        monkeypatch.setenv(k, '')
+        monkeypatch.delenv(k)
     scontrol = tmp_path / 'scontrol'  # the first host of the expanded list is the master
     scontrol.write_text('#!/usr/bin/env bash\n[ "$*" = "show hostnames gpu[3-4]" ] && '
                         'printf "gpu3\\ngpu4\\n"\n')
