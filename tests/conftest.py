@@ -27,6 +27,18 @@ def mmkd_default_scope():
         yield
 
 
+_RUNNERS = iter(range(1 << 30))
+
+
+def runner_from_cfg(cfg):
+    """``Runner.from_cfg`` under an experiment name of its own. MMEngine names the logger and
+    the MessageHub after the start time by default, so two runners built within one second
+    share them: the second one's log lands in the first one's work_dir."""
+    from mmengine.runner import Runner
+    cfg.experiment_name = f'{osp.basename(cfg.work_dir)}_{next(_RUNNERS)}'
+    return Runner.from_cfg(cfg)
+
+
 def random_batch(n=4, size=28, channels=1, num_classes=10, seed=0):
     from mmpretrain.structures import DataSample
     g = torch.Generator().manual_seed(seed)

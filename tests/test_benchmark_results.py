@@ -13,8 +13,8 @@ from tools_helpers import PY, run_tool
 
 needs_fmnist = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
                                   reason='Fashion-MNIST not prepared: run tools/setup_env.sh')
-TINY = ['--train-size', '192', '--teacher-train-size', '192', '--test-size', '200',
-        '--epochs', '1', '--teacher-epochs', '1']
+TINY = ['--train-size', '192', '--labelled', '64', '--teacher-train-size', '192',
+        '--test-size', '200', '--epochs', '1', '--teacher-epochs', '1']
 
 
 def welch_reference(a, b):
@@ -53,22 +53,26 @@ def test_summary_mean_std_delta_and_welch():
 
 def test_jobs_wait_for_their_teacher_and_reuse_finished_runs(tmp_path, monkeypatch):
     """Two slots, a student that needs its teacher: the teacher finishes before the student
-    starts; a second call with the same commands trains nothing."""
+    starts; a second call with the same commands and configs trains nothing; an edited base
+    config trains its runs again."""
     from mmkd.benchmark import jobs as jobs_mod
     started = []
+    (tmp_path / 'base.py').write_text('lr = 0.1\n')
+    (tmp_path / 'c.py').write_text("_base_ = ['./base.py']\n")
+    config = str(tmp_path / 'c.py')
 
     def fake_train(job, cmd, env, progress):  # the scheduling, not the training, is tested
         started.append((job.name, list(cmd)))
         import os
         os.makedirs(job.work_dir, exist_ok=True)
         with open(osp.join(job.work_dir, jobs_mod.DONE_FILE), 'w') as f:
-            json.dump(dict(command=cmd[1:]), f)
+            json.dump(jobs_mod.run_record(job, cmd), f)
 
     def make():
-        return [jobs_mod.Job('t', 'c.py', ['a=1'], 1, 10),
-                jobs_mod.Job('s0', 'c.py', ['a=2'], 1, 10, needs=('t', ),
+        return [jobs_mod.Job('t', config, ['a=1'], 1, 10),
+                jobs_mod.Job('s0', config, ['a=2'], 1, 10, needs=('t', ),
                              resolve=lambda d: [f'ckpt={d["t"]}']),
-                jobs_mod.Job('s1', 'c.py', ['a=3'], 1, 10)]
+                jobs_mod.Job('s1', config, ['a=3'], 1, 10)]
 
     monkeypatch.setattr(jobs_mod, '_train', fake_train)
     monkeypatch.setattr(jobs_mod, 'val_curve', lambda work_dir, key='accuracy/top1': [1.0])
@@ -79,8 +83,26 @@ def test_jobs_wait_for_their_teacher_and_reuse_finished_runs(tmp_path, monkeypat
     started.clear()
     jobs_mod.run_jobs(make(), str(tmp_path), slots=2)
     assert started == []
+    (tmp_path / 'base.py').write_text('lr = 0.2\n')
+    jobs_mod.run_jobs(make(), str(tmp_path), slots=2)
+    assert {n for n, _ in started} == {'t', 's0', 's1'}
     with pytest.raises(ValueError, match=r"not in the table: \['x'\]"):
         jobs_mod.run_jobs([jobs_mod.Job('s', 'c.py', [], 1, 1, needs=('x', ))], str(tmp_path))
+
+
+def test_run_record_is_relative_to_the_checkout():
+    """A checkout moved elsewhere keeps its finished runs: the record names paths under the
+    repository relative to it."""
+    from mmkd.benchmark import jobs as jobs_mod
+    job = jobs_mod.Job('t', 'configs/results/vit_baseline.py',
+                       [f'data_root={jobs_mod.ROOT}/data/fashion_mnist'], 1, 10)
+    job.work_dir = osp.join(jobs_mod.ROOT, 'work_dirs', 'x', 't')
+    record = jobs_mod.run_record(job, jobs_mod.command(job))
+    assert record['command'] == ['tools/train.py', 'configs/results/vit_baseline.py',
+                                 '--work-dir', 'work_dirs/x/t', '--cfg-options',
+                                 'data_root=data/fashion_mnist']
+    assert len(record['config_sha256']) == 64
+
 
 def test_data_root_must_hold_the_idx_files(tmp_path):
     from mmkd.benchmark.table import prepare_data
@@ -118,6 +140,7 @@ def test_reduced_results_benchmark_every_row(tmp_path):
     assert result['meta']['data'] == 'my_mnist_format_set'
     text = open(work / 'results.md').read()
     assert text.startswith('my_mnist_format_set test top-1')
+    assert '1 epoch(s) of 192 training images per student, 64 of them labelled' in text
     rows = [line for line in text.splitlines() if line.startswith('| small')]
     assert len(rows) == len(ROWS)
     for line in rows:

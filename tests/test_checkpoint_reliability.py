@@ -17,7 +17,7 @@ import mmkd  # noqa: F401
 from mmkd.registry import MODELS
 from mmkd.utils.checkpoint import (AtomicLocalBackend, DamagedCheckpointError, TEMP_NAME,
                                    checkpoint_damage, find_resume_checkpoint, temp_path)
-from conftest import FMNIST, ROOT
+from conftest import FMNIST, ROOT, runner_from_cfg
 from tools_helpers import PY
 
 pytestmark = pytest.mark.filterwarnings('ignore:teacher_ckpt=None', 'ignore:pkg_resources')
@@ -162,7 +162,6 @@ def test_resume_without_any_complete_checkpoint_is_an_error(tmp_path):
 
 # -- the hook in a real run -------------------------------------------------------------------
 def _iter_runner(work_dir, max_iters, **kwargs):
-    from mmengine.runner import Runner
     cfg = Config.fromfile(CNN_CFG)
     cfg.work_dir = str(work_dir)
     cfg.train_dataloader.update(batch_size=16, num_workers=0, persistent_workers=False)
@@ -175,7 +174,7 @@ def _iter_runner(work_dir, max_iters, **kwargs):
     cfg.default_hooks.pop('teacher_check', None)
     cfg.randomness = dict(seed=0)
     cfg.merge_from_dict(kwargs)
-    return Runner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 def _log_text(work_dir):

@@ -18,7 +18,7 @@ from PIL import Image
 
 import mmkd  # noqa: F401
 import mmkd.downstream  # noqa: F401
-from conftest import ROOT
+from conftest import ROOT, runner_from_cfg
 from mmkd.downstream import CheckpointMismatchError
 from tools_helpers import PY, run_tool, scalars
 
@@ -271,10 +271,9 @@ def downstream_config(task, kind, tmp_path, data, backbone_ckpt):
 
 def _backbone_at_start(config, work_dir):
     """The backbone state after the runner's own weight init (what iteration 0 trains from)."""
-    from mmengine.runner import Runner
     cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
-    runner = Runner.from_cfg(cfg)
+    runner = runner_from_cfg(cfg)
     runner.model.init_weights()  # what Runner.train() does before the first iteration
     return runner.model.backbone.state_dict()
 

@@ -10,13 +10,12 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import ExponentialMovingAverage
-from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
 from mmkd.apis import extract_student
 from mmkd.models import DistillerEMA
 from mmkd.registry import HOOKS, MODELS
-from conftest import FMNIST
+from conftest import FMNIST, runner_from_cfg
 from tools_helpers import PY, run_tool
 
 pytestmark = [
@@ -70,7 +69,7 @@ def _runner(config, work_dir, update_buffers, max_epochs=2, resume=False):
                         dict(type='EMARecorder')]
     if resume:
         cfg.resume, cfg.load_from = True, osp.join(str(work_dir), 'epoch_1.pth')
-    return Runner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 def _hook(runner, kind):

@@ -14,7 +14,7 @@ import mmkd  # noqa: F401
 from mmkd.models.losses.base import DistillLoss
 from mmkd.models.nan_guard import SKIPS_KEY, NonFiniteLossError
 from mmkd.registry import HOOKS, MODELS
-from conftest import FMNIST, random_batch
+from conftest import FMNIST, random_batch, runner_from_cfg
 
 pytestmark = pytest.mark.filterwarnings('ignore:teacher_ckpt=None', 'ignore:pkg_resources')
 needs_data = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
@@ -56,7 +56,6 @@ class ParamsChangedHook(Hook):
 
 
 def _runner(tmp_path, at, max_iters, nan_guard=None):
-    from mmengine.runner import Runner
     cfg = Config.fromfile(KD)
     cfg.work_dir = str(tmp_path)
     cfg.model.teacher_ckpt = None
@@ -74,7 +73,7 @@ def _runner(tmp_path, at, max_iters, nan_guard=None):
     cfg.default_hooks.pop('teacher_check', None)  # a random teacher is the point here
     cfg.custom_hooks = [dict(type='ParamsChangedHook')]
     cfg.randomness = dict(seed=0)
-    return Runner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 def _adam_steps(runner):

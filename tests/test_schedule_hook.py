@@ -4,12 +4,11 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
 from mmkd.engine.hooks.distill_schedule_hook import schedule_value
 from mmkd.registry import HOOKS
-from conftest import FMNIST
+from conftest import FMNIST, runner_from_cfg
 
 
 def test_schedule_shapes():
@@ -58,7 +57,7 @@ def _runner(tmp_path, schedule, by_epoch=True, **train_cfg):
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, by_epoch=by_epoch)
     cfg.custom_hooks = [dict(type='DistillScheduleHook', schedules=[schedule]),
                         dict(type='RecordLossAttrHook', loss='loss_kd', attr=schedule.get('attr', 'weight_scale'))]
-    return Runner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 @pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')), reason='no data')

@@ -12,13 +12,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
 from mmkd.engine import TeacherCheckError, TeacherCheckHook
 from mmkd.models.builder import build_model
 from mmkd.registry import DATASETS, MODELS
-from conftest import FMNIST, MODELS_DIR
+from conftest import FMNIST, MODELS_DIR, runner_from_cfg
 
 pytestmark = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
                                 reason='Fashion-MNIST not prepared (tools/setup_env.sh)')
@@ -82,7 +81,7 @@ def _runner(work_dir, teacher_ckpt, val=True, **check):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.teacher_check.update(check)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    return Runner.from_cfg(cfg)
+    return runner_from_cfg(cfg)
 
 
 def _check_hook(runner) -> TeacherCheckHook:
@@ -110,7 +109,7 @@ def test_right_normalisation_passes_and_logs_the_accuracy(trained_teacher, tmp_p
     # an equivalent teacher_norm (the data's own) changes nothing
     cfg = _runner(tmp_path / 'same_norm', path).cfg
     cfg.model.teacher_norm = dict(mean=[MEAN], std=[STD])
-    runner = Runner.from_cfg(cfg)
+    runner = runner_from_cfg(cfg)
     runner.call_hook('before_train')
     assert _check_hook(runner).top1 == pytest.approx(top1, abs=1e-9)
 
@@ -122,7 +121,7 @@ def test_wrong_teacher_norm_stops_the_run_naming_the_causes(trained_teacher, tmp
     # chance, which only expected_top1 catches)
     cfg = _runner(tmp_path, path).cfg
     cfg.model.teacher_norm = dict(mean=[0.0], std=[255.0])
-    runner = Runner.from_cfg(cfg)
+    runner = runner_from_cfg(cfg)
     with pytest.raises(TeacherCheckError) as err:
         runner.train()
     msg = str(err.value)
@@ -150,7 +149,7 @@ def test_expected_top1_and_switching_off(trained_teacher, tmp_path):
     cfg = _runner(tmp_path / 'off', path).cfg
     cfg.model.teacher_norm = dict(mean=[0.0], std=[255.0])
     cfg.default_hooks.teacher_check.enabled = False
-    runner = Runner.from_cfg(cfg)
+    runner = runner_from_cfg(cfg)
     runner.call_hook('before_train')  # the mis-normalised teacher, unchecked
     assert _check_hook(runner).top1 is None
 

@@ -1,3 +1,4 @@
 # ViTKD + NKD, the paper's best combination (NKD at T=1, gamma=1 for ViT students).
 _base_ = ['./vit_vitkd.py']
-model = dict(distill_losses=dict(loss_nkd=dict(type='NKDLoss', tau=1.0, gamma=1.0)))
+# unlabelled images (PartialLabels): the teacher's top-1 class is their target
+model = dict(unlabelled_targets='teacher', distill_losses=dict(loss_nkd=dict(type='NKDLoss', tau=1.0, gamma=1.0)))

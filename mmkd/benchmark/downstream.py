@@ -14,7 +14,6 @@ Two questions, each answered by real ``tools/train.py`` runs of the configs in
 left); a run whose work dir holds a finished run of the same command, with its metric logged,
 is reused, so an interrupted benchmark continues where it stopped.
 """
-import json
 import math
 import os
 import os.path as osp
@@ -23,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .jobs import DONE_FILE, ROOT, Job, command, last_checkpoint, run_jobs
+from .jobs import DONE_FILE, ROOT, Job, command, last_checkpoint, run_jobs, same_run
 from .report import ALPHA, mean_std, welch_p, write_json
 
 CFG = 'configs/downstream/composed_fmnist'
@@ -273,14 +272,9 @@ def final_metrics(work_dir: str) -> Dict[str, float]:
 
 
 def is_finished(spec: Spec, cmd: Sequence[str]) -> bool:
-    """The work dir holds a completed run of exactly this command, its metrics logged."""
-    path = osp.join(spec.job.work_dir, DONE_FILE)
-    if not osp.isfile(path):
-        return False
-    with open(path) as f:
-        done = json.load(f)
-    metrics = final_metrics(spec.job.work_dir)
-    return done.get('command') == list(cmd[1:]) and all(k in metrics for k in spec.metrics)
+    """The work dir holds a completed run of this command and config, its metrics logged."""
+    return same_run(spec.job, cmd) and all(k in final_metrics(spec.job.work_dir)
+                                           for k in spec.metrics)
 
 
 def _describe(metrics: Dict[str, float], spec: Spec) -> str:

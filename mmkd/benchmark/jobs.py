@@ -3,8 +3,10 @@
 On a small CPU machine one training process does not keep every core busy (small matmuls and
 the data pipeline leave gaps), so :func:`run_jobs` runs ``slots`` processes side by side, each
 with ``threads`` torch threads. A run whose work dir already holds its finished result for the
-same command is reused, so an interrupted table continues where it stopped.
+same command and the same config content is reused, so an interrupted table continues where it
+stopped, a moved checkout keeps its runs, and an edited config is trained again.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -72,14 +74,31 @@ def command(job: Job, extra: Sequence[str] = ()) -> List[str]:
             '--work-dir', job.work_dir, '--cfg-options', *job.options, *extra]
 
 
-def finished(job: Job, cmd: Sequence[str]) -> bool:
-    """The work dir holds a completed run of exactly this command."""
+def run_record(job: Job, cmd: Sequence[str]) -> dict:
+    """What makes two runs the same: the command without the interpreter, paths under the
+    repository written relative to it, and a hash of the merged config (its ``_base_`` files
+    included), so that an edited config or base is not mistaken for a finished run."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, job.config))
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return dict(command=[a.replace(ROOT + os.sep, '') for a in cmd[1:]],
+                config_sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def same_run(job: Job, cmd: Sequence[str]) -> bool:
+    """``job.work_dir`` holds the record ``_train`` leaves when a run of this command and
+    config completes."""
     path = osp.join(job.work_dir, DONE_FILE)
     if not osp.isfile(path):
         return False
     with open(path) as f:
         done = json.load(f)
-    return done.get('command') == list(cmd[1:]) and len(val_curve(job.work_dir)) >= job.epochs
+    return {k: done.get(k) for k in ('command', 'config_sha256')} == run_record(job, cmd)
+
+
+def finished(job: Job, cmd: Sequence[str]) -> bool:
+    """The work dir holds a completed run of this command and config, every epoch logged."""
+    return same_run(job, cmd) and len(val_curve(job.work_dir)) >= job.epochs
 
 
 class Progress:
@@ -136,7 +155,7 @@ def _train(job: Job, cmd: List[str], env: dict, progress: Progress) -> None:
         if proc.wait() != 0:
             raise RuntimeError(f'{job.name} failed ({job.config}); see {log.name}')
     with open(osp.join(job.work_dir, DONE_FILE), 'w') as f:
-        json.dump(dict(command=cmd[1:], seconds=round(time.time() - t0, 1)), f)
+        json.dump(dict(run_record(job, cmd), seconds=round(time.time() - t0, 1)), f)
 
 
 def run_jobs(jobs: Sequence[Job], work_root: str, slots: int = 1,

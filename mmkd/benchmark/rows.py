@@ -5,7 +5,7 @@ from .table import Budget, Teacher
 
 CFG = 'configs/results'
 #: the full table's budget (tools/benchmark/results.py); the regime: docs/benchmarks.md
-BUDGET = Budget(seeds=3, epochs=3)
+BUDGET = Budget(seeds=3, epochs=3, labelled=6000)
 TEACHERS = [
     Teacher('teacher_cnn', 'CNN teacher', f'{CFG}/teacher_cnn.py', epochs=12),
     Teacher('teacher_vit', 'ViT teacher', f'{CFG}/teacher_vit.py', epochs=15),

@@ -34,13 +34,16 @@ class Teacher:
 @dataclass
 class Budget:
     """What every run of a table trains on. ``None`` sizes: the whole split;
-    ``teacher_epochs=None``: each teacher's own ``epochs``."""
+    ``teacher_epochs=None``: each teacher's own ``epochs``; ``labelled``: how many of the
+    students' training images keep their label (the first ones; ``None``: all); the teachers
+    learn from every label."""
     seeds: int
     epochs: int
     teacher_epochs: Optional[int] = None
     train_size: Optional[int] = None
     teacher_train_size: Optional[int] = None
     test_size: Optional[int] = None
+    labelled: Optional[int] = None
 
 
 def add_arguments(parser: argparse.ArgumentParser, budget: Budget, work_dir: str) -> None:
@@ -56,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser, budget: Budget, work_dir: str
     parser.add_argument('--epochs', type=int, default=budget.epochs, help='epochs per student')
     parser.add_argument('--train-size', type=int, default=budget.train_size,
                         help='training images per student epoch (default: all)')
+    parser.add_argument('--labelled', type=int, default=budget.labelled,
+                        help='training images that keep their label for the students (the '
+                        f'first ones; default {budget.labelled}; 0: all): cross-entropy learns '
+                        'from those, distillation from every image')
     parser.add_argument('--teacher-epochs', type=int, default=budget.teacher_epochs,
                         help='epochs of every teacher (default: each teacher\'s own)')
     parser.add_argument('--teacher-dir', default=osp.join(ROOT, 'work_dirs', 'teachers'),
@@ -104,6 +111,11 @@ def prepare_data(data_root: str, work_dir: str) -> str:
     return out
 
 
+def _labelled_option(labelled: Optional[int]) -> List[str]:
+    # the regime's student pipeline starts with PartialLabels (configs/_base_/fmnist_results.py)
+    return [f'train_dataloader.dataset.pipeline.0.num_labelled={labelled or None}']
+
+
 def _options(root: str, budget: Budget, epochs: int, seed: int,
              train_size: Optional[int]) -> List[str]:
     opts = [f'train_cfg.max_epochs={epochs}', f'randomness.seed={seed}',
@@ -143,7 +155,7 @@ def build_jobs(teachers: Sequence[Teacher], rows: Sequence[Row], budget: Budget,
         for seed in range(budget.seeds):
             jobs.append(Job(f'{r.key}_seed{seed}', r.config,
                             _options(root, budget, budget.epochs, seed, budget.train_size)
-                            + list(r.options),
+                            + _labelled_option(budget.labelled) + list(r.options),
                             epochs=budget.epochs, label=f'{r.key} seed {seed}',
                             images=budget.epochs * (budget.train_size or 60000),
                             needs=(r.teacher, ) if r.teacher else (),
@@ -166,8 +178,8 @@ def describe(args, budget: Budget, teachers: Sequence[Teacher]) -> str:
                                for t in teachers)
     return (f'{data_name(args)} test top-1 ({size(budget.test_size)} test images), '
             f'{budget.seeds} seed(s) per row, {budget.epochs} epoch(s) of {size(budget.train_size)} '
-            f'training images per student; teachers {teacher_epochs} of '
-            f'{size(budget.teacher_train_size)}.')
+            f'training images per student, {size(budget.labelled)} of them labelled; teachers '
+            f'{teacher_epochs} of {size(budget.teacher_train_size)}, all labelled.')
 
 
 def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
@@ -176,7 +188,7 @@ def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
     ``args.work_dir`` (and the JSON also to ``json_out``). Returns the JSON's content."""
     t0 = time.time()
     budget = Budget(args.seeds, args.epochs, args.teacher_epochs, args.train_size,
-                    args.teacher_train_size, args.test_size)
+                    args.teacher_train_size, args.test_size, args.labelled or None)
     if args.only:
         unknown = sorted(set(args.only) - {r.key for r in rows})
         if unknown:

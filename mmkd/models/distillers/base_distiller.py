@@ -240,7 +240,9 @@ class BaseDistiller(BaseModel):
         """Run the student once and return its own task losses."""
         raise NotImplementedError
 
-    def data_inputs(self, data_samples) -> Dict[str, Tensor]:
+    def data_inputs(self, data_samples, t_records: Dict[str, object]) -> Dict[str, Tensor]:
+        """The ``data.*`` sources of the losses for this batch (``t_records``: the teacher's
+        taps, for sources derived from the teacher's predictions)."""
         return {}
 
     def student_inputs(self, inputs: Tensor) -> Tensor:
@@ -282,7 +284,8 @@ class BaseDistiller(BaseModel):
         losses = {k: v * self.student_loss_weight if 'loss' in k else v
                   for k, v in student_losses.items()}
         s_records = self.student_taps.pop()
-        records = dict(student=s_records, teacher=t_records, data=self.data_inputs(data_samples))
+        records = dict(student=s_records, teacher=t_records,
+                       data=self.data_inputs(data_samples, t_records))
         for name, loss in self.distill_losses.items():
             kwargs = {arg: records[kind][key] for arg, (kind, key) in self._loss_args[name].items()}
             if not self._inputs_checked:

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmkd.datasets.transforms import UNLABELLED
 from mmkd.registry import MODELS
 from .base_distiller import BaseDistiller
 
@@ -19,7 +20,9 @@ class ClassificationDistiller(BaseDistiller):
 
     Built-in taps: ``logits`` (the head's output, (B, K)) and, for a student with a
     :class:`DistillTokenClsHead`, ``dist_logits`` (the distillation-token logits, (B, K)).
-    Data sources: ``data.gt_label`` (B,), ``data.gt_score`` (B, K).
+    Data sources: ``data.gt_label`` (B,), ``data.gt_score`` (B, K). Samples without a label
+    (``gt_label == UNLABELLED``, from :class:`~mmkd.datasets.PartialLabels`) add nothing to the
+    student's cross-entropy; a loss that reads their label needs ``unlabelled_targets``.
 
     Args:
         teacher_norm (dict, optional): ``dict(mean=[...], std=[...])`` the teacher was trained
@@ -31,13 +34,20 @@ class ClassificationDistiller(BaseDistiller):
             instead of running the teacher; ``teacher`` may then be ``None``. Only losses on
             ``teacher.logits`` (KD, NKD, DKD, DeiT) can work from it, and the data preprocessor
             must not mix samples (mixup/cutmix change the image the logits belong to).
+        unlabelled_targets (str, optional): what ``data.gt_label``/``data.gt_score`` hold for
+            unlabelled samples: ``'teacher'``, the teacher's top-1 class (its hard pseudo-label,
+            as DeiT's hard distillation uses); ``None``: a batch with unlabelled samples is an
+            error for a loss that reads the labels (NKD, DKD).
         **kwargs: see :class:`BaseDistiller`.
     """
     builtin_taps = dict(logits='head')
     data_sources = ('gt_label', 'gt_score')
 
     def __init__(self, *args, teacher_norm: Optional[dict] = None, eval_teacher: bool = False,
-                 logit_cache: bool = False, **kwargs):
+                 logit_cache: bool = False, unlabelled_targets: Optional[str] = None, **kwargs):
+        if unlabelled_targets not in (None, 'teacher'):
+            raise ValueError(f"unlabelled_targets={unlabelled_targets!r}: use 'teacher' (the "
+                             "teacher's top-1 class) or None")
         # as mmpretrain's ImageClassifier: the config's top-level data_preprocessor has no type
         pre = kwargs.get('data_preprocessor') or {}
         if isinstance(pre, dict):
@@ -48,6 +58,11 @@ class ClassificationDistiller(BaseDistiller):
         if eval_teacher and self.teacher is None:
             raise ValueError('eval_teacher=True needs a teacher (teacher=None with logit_cache)')
         self.eval_teacher = eval_teacher
+        self.unlabelled_targets = unlabelled_targets
+        self._label_readers = [name for name, args in self._loss_args.items()
+                               if any(kind == 'data' for kind, _ in args.values())]
+        if unlabelled_targets and self._label_readers and 'logits' not in self._used_teacher_taps:
+            self._used_teacher_taps.append('logits')  # checked to record at every step
         if self.logit_cache:
             self._check_no_mixing()
         self._check_num_classes()
@@ -149,8 +164,19 @@ class ClassificationDistiller(BaseDistiller):
             losses['loss_cls'] = losses.pop('loss')
         return losses
 
-    def data_inputs(self, data_samples) -> Dict[str, Tensor]:
+    def data_inputs(self, data_samples, t_records) -> Dict[str, Tensor]:
+        if not self._label_readers:
+            return {}
         gt_label = torch.cat([s.gt_label for s in data_samples])
+        unlabelled = gt_label == UNLABELLED
+        if unlabelled.any():
+            if self.unlabelled_targets is None:
+                raise ValueError(
+                    f'{int(unlabelled.sum())} of the {len(gt_label)} samples of this batch have '
+                    f'no label (PartialLabels), and {", ".join(self._label_readers)} read the '
+                    "labels: set the distiller's unlabelled_targets='teacher' (the teacher's "
+                    'top-1 class stands for their label) or label every sample')
+            gt_label = torch.where(unlabelled, t_records['logits'].argmax(1), gt_label)
         if 'gt_score' in data_samples[0]:
             gt_score = torch.stack([s.gt_score for s in data_samples])
         else:

@@ -62,7 +62,7 @@ class SegmentationDistiller(BaseDistiller):
     def student_loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
         return self.student.loss(inputs, data_samples)
 
-    def data_inputs(self, data_samples) -> Dict[str, Tensor]:
+    def data_inputs(self, data_samples, t_records) -> Dict[str, Tensor]:
         return dict(gt_sem_seg=torch.stack([s.gt_sem_seg.data.squeeze(0) for s in data_samples]))
 
     def predict(self, inputs: Tensor, data_samples: Optional[List] = None) -> List:
