@@ -7,7 +7,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registers mmkd types, makes torch.load safe for MMEngine checkpoints)
-from mmkd.engine import use_atomic_checkpoints
+from mmkd.engine import make_resume_reproducible, use_atomic_checkpoints
 from mmkd.utils import load_run_config, setup_cpu_distributed, teardown_distributed
 
 
@@ -21,6 +21,10 @@ def parse_args():
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision: float16 with a dynamic loss scale on '
                         'a GPU, bfloat16 autocast (AutocastOptimWrapper) without one')
+    parser.add_argument('--reproducible', action='store_true',
+                        help='a resumed run continues exactly as the uninterrupted one: each '
+                        'sample augmented under its own seed, the generators seeded every '
+                        'iteration (ReproducibleResumeHook; needs randomness.seed)')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not validate checkpoints during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -58,6 +62,8 @@ def merge_args(cfg, args):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', {})['enable'] = True
+    if args.reproducible:
+        make_resume_reproducible(cfg)
     return cfg
 
 

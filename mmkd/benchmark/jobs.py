@@ -33,6 +33,7 @@ class Job:
         config: the config file, relative to the repository root.
         options: ``--cfg-options`` of the run (``key=value`` strings).
         epochs: training epochs (for progress).
+        val_every: epochs between its evaluations (a finished run has epochs / val_every).
         images: training images it processes in all (weights the time-left estimate).
         label: what the progress lines call it.
         needs: names of jobs whose checkpoints it reads (a student's teacher); it starts after
@@ -48,6 +49,7 @@ class Job:
     label: str = ''
     needs: Sequence[str] = ()
     resolve: Optional[Callable[[Dict[str, str]], List[str]]] = None
+    val_every: int = 1
     work_dir: str = field(default='', init=False)
 
 
@@ -98,7 +100,8 @@ def same_run(job: Job, cmd: Sequence[str]) -> bool:
 
 def finished(job: Job, cmd: Sequence[str]) -> bool:
     """The work dir holds a completed run of this command and config, every epoch logged."""
-    return same_run(job, cmd) and len(val_curve(job.work_dir)) >= job.epochs
+    return (same_run(job, cmd)
+            and len(val_curve(job.work_dir)) >= job.epochs // job.val_every)
 
 
 class Progress:

@@ -11,7 +11,7 @@ import os.path as osp
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .jobs import DONE_FILE, ROOT, Job, last_checkpoint, run_jobs, val_curve
 from .report import Row, markdown_table, plot_curves, results_json, summarize, write_json
@@ -151,16 +151,43 @@ def build_jobs(teachers: Sequence[Teacher], rows: Sequence[Row], budget: Budget,
                                                       budget.teacher_train_size),
                             epochs=epochs, label=t.name,
                             images=epochs * (budget.teacher_train_size or 60000)))
+    n_train = budget.train_size or train_count(root)
     for r in rows:
+        epochs, options, val_every = budget.epochs, [], 1
+        if budget.labelled and not r.teacher:
+            # trained alone, a student has only the labelled images: it learns from them in
+            # batches of labelled images, for as many iterations as the distilled students
+            epochs, options, val_every = _labelled_only(budget, n_train)
         for seed in range(budget.seeds):
             jobs.append(Job(f'{r.key}_seed{seed}', r.config,
-                            _options(root, budget, budget.epochs, seed, budget.train_size)
-                            + _labelled_option(budget.labelled) + list(r.options),
-                            epochs=budget.epochs, label=f'{r.key} seed {seed}',
-                            images=budget.epochs * (budget.train_size or 60000),
+                            _options(root, budget, epochs, seed, budget.train_size)
+                            + _labelled_option(budget.labelled) + options + list(r.options),
+                            epochs=epochs, label=f'{r.key} seed {seed}',
+                            images=budget.epochs * n_train, val_every=val_every,
                             needs=(r.teacher, ) if r.teacher else (),
                             resolve=_teacher_ckpt(r.teacher) if r.teacher else None))
     return jobs
+
+
+def train_count(root: str) -> int:
+    """The number of training images in ``root`` (from the IDX labels file's header)."""
+    with open(osp.join(root, 'train-labels-idx1-ubyte'), 'rb') as f:
+        return int.from_bytes(f.read(8)[4:8], 'big')
+
+
+def _labelled_only(budget: Budget, n_train: int) -> Tuple[int, List[str], int]:
+    """A baseline's run on the ``budget.labelled`` labelled images alone: (epochs, options,
+    epochs between evaluations), evaluated at the distilled students' epoch ends."""
+    if budget.labelled > n_train:
+        raise SystemExit(f'--labelled {budget.labelled}: the training set has {n_train} images')
+    repeat = n_train // budget.labelled
+    if repeat * budget.labelled != n_train:
+        raise SystemExit(f'--labelled {budget.labelled} does not divide the {n_train} training '
+                         'images: a baseline on the labelled images alone could not stop at the '
+                         'distilled students\' iteration count and epoch ends')
+    return (budget.epochs * repeat,
+            [f'train_dataloader.dataset.indices={budget.labelled}',
+             f'train_cfg.val_interval={repeat}'], repeat)
 
 
 def data_name(args) -> str:
@@ -178,8 +205,10 @@ def describe(args, budget: Budget, teachers: Sequence[Teacher]) -> str:
                                for t in teachers)
     return (f'{data_name(args)} test top-1 ({size(budget.test_size)} test images), '
             f'{budget.seeds} seed(s) per row, {budget.epochs} epoch(s) of {size(budget.train_size)} '
-            f'training images per student, {size(budget.labelled)} of them labelled; teachers '
-            f'{teacher_epochs} of {size(budget.teacher_train_size)}, all labelled.')
+            f'training images per student, {size(budget.labelled)} of them labelled'
+            + (' (the baselines train on the labelled ones alone, as many iterations)'
+               if budget.labelled else '')
+            + f'; teachers {teacher_epochs} of {size(budget.teacher_train_size)}, all labelled.')
 
 
 def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],

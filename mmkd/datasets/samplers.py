@@ -57,6 +57,20 @@ class EpochIndexSampler(Sampler):
         self.epoch = 0
         self._iterated_epoch = None
         self._warned = False
+        self._skip = (None, 0)  # (epoch, samples)
+
+    def skip(self, epoch: int, num_samples: int) -> None:
+        """Epoch ``epoch`` starts ``num_samples`` into its order (and is that much shorter):
+        a run resumed from a checkpoint in the middle of an epoch goes on with the samples
+        that epoch had not reached. Later epochs are whole."""
+        if not 0 <= num_samples <= len(self.sampler):
+            raise ValueError(f'EpochIndexSampler.skip(epoch={epoch}, {num_samples}): an epoch '
+                             f'has {len(self.sampler)} samples')
+        self._skip = (int(epoch), int(num_samples))
+
+    def _skipped(self) -> int:
+        epoch, n = self._skip
+        return n if epoch == self.epoch else 0
 
     def set_epoch(self, epoch: int) -> None:
         check = getattr(self.dataset, 'check_epoch', None)
@@ -75,8 +89,10 @@ class EpochIndexSampler(Sampler):
                           'default_hooks?): this epoch replays the augmentations and teacher '
                           'logits of the last one')
         self._iterated_epoch = epoch = self.epoch
-        for index in self.sampler:
-            yield epoch, int(index)
+        skip = self._skipped()
+        for n, index in enumerate(self.sampler):
+            if n >= skip:
+                yield epoch, int(index)
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return len(self.sampler) - self._skipped()

@@ -44,10 +44,29 @@ def sample_seeds(base_seed: int, epochs: int, num_samples: int) -> np.ndarray:
     them; training reads them from the cache and never recomputes them."""
     seeds = np.empty((epochs, num_samples), dtype=np.int64)
     for e in range(epochs):
-        state = np.random.SeedSequence(int(base_seed), spawn_key=(e, )).generate_state(
-            num_samples, dtype=np.uint64)
-        seeds[e] = (state >> np.uint64(1)).astype(np.int64)
+        seeds[e] = epoch_seeds(base_seed, e, num_samples)
     return seeds
+
+
+def epoch_seeds(base_seed: int, epoch: int, num_samples: int) -> np.ndarray:
+    """Row ``epoch`` of :func:`sample_seeds`: (num_samples, ) int64."""
+    state = np.random.SeedSequence(int(base_seed), spawn_key=(int(epoch), )).generate_state(
+        num_samples, dtype=np.uint64)
+    return (state >> np.uint64(1)).astype(np.int64)
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python's ``random``, ``numpy.random`` and torch's generators (CPU, and every CUDA
+    device when there is one) from one 63-bit ``seed``."""
+    _seed_cpu(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+
+
+def _seed_cpu(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF])
+    torch.default_generator.manual_seed(seed)
 
 
 @contextlib.contextmanager
@@ -58,9 +77,7 @@ def seeded_rng(seed: int):
     seed = int(seed)
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     try:
-        random.seed(seed)
-        np.random.seed([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF])
-        torch.default_generator.manual_seed(seed)
+        _seed_cpu(seed)
         yield
     finally:
         random.setstate(states[0])
@@ -91,18 +108,30 @@ def pipeline_repr(dataset) -> Optional[str]:
     return None if pipeline is None else re.sub(r' at 0x[0-9a-fA-F]+', '', repr(pipeline))
 
 
+@DATASETS.register_module()
 class SeededDataset:
-    """``dataset[(epoch, index)]``: ``dataset[index]`` with its pipeline run under
-    ``seeds[epoch, index]`` (:func:`seeded_rng`). The cache tool iterates this one.
+    """``dataset[(epoch, index)]``: ``dataset[index]`` with its pipeline run under its own seed
+    (:func:`seeded_rng`), so that a sample's augmentation depends on (seed, epoch, index) only:
+    not on the worker that loads it, the number of workers, persistent workers or a resume.
+    Iterate it with :class:`~mmkd.datasets.EpochIndexSampler`.
+
+    The cache tool iterates it with stored ``seeds``; training with reproducible resume
+    (:class:`~mmkd.engine.ReproducibleResumeHook`) gives the run's ``seed`` and the seeds are
+    derived as the cache derives them (:func:`sample_seeds`).
 
     Args:
         dataset (dict | Dataset): the dataset (config) whose pipeline draws the augmentation.
-        seeds (array): (E, N) int64.
+        seeds (array, optional): (E, N) int64, the seed of every (epoch, index).
+        seed (int, optional): the base seed the seeds are derived from, epoch by epoch, instead.
     """
 
-    def __init__(self, dataset, seeds: np.ndarray):
+    def __init__(self, dataset, seeds: Optional[np.ndarray] = None, seed: Optional[int] = None):
+        if seeds is not None and seed is not None:
+            raise ValueError('SeededDataset: give seeds (stored) or seed (derived), not both')
         self.dataset = _build_dataset(dataset)
         self.seeds = seeds
+        self.seed = seed
+        self._epoch_row: Tuple[int, Optional[np.ndarray]] = (-1, None)
 
     @property
     def metainfo(self) -> dict:
@@ -115,7 +144,13 @@ class SeededDataset:
         return len(self.dataset)
 
     def _seed(self, epoch: int, index: int) -> int:
-        return int(self.seeds[epoch, index])
+        if self.seeds is not None:
+            return int(self.seeds[epoch, index])
+        if self.seed is None:
+            raise RuntimeError('SeededDataset has neither seeds nor a seed')
+        if self._epoch_row[0] != epoch:  # one row per epoch: N seeds in about a millisecond
+            self._epoch_row = (epoch, epoch_seeds(self.seed, epoch, len(self)))
+        return int(self._epoch_row[1][index])
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < len(self):
