@@ -98,3 +98,22 @@ def test_unlabelled_samples_without_unlabelled_targets_stop_naming_the_loss():
     with pytest.raises(ValueError, match="unlabelled_targets='soft'"):
         cfg.model.unlabelled_targets = 'soft'
         MODELS.build(cfg.model)
+
+
+@needs_data
+@pytest.mark.filterwarnings('ignore:teacher_ckpt=None')
+def test_distillers_cross_entropy_is_the_mean_over_labelled_samples():
+    """The distillation terms are means over the whole batch; the student's CE beside them is
+    the mean over the labelled samples (not their sum over the batch size, which would shrink
+    it by the labelled fraction)."""
+    cfg = Config.fromfile('configs/results/cnn_fitnet.py')
+    cfg.model.teacher_ckpt = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    data = model.data_preprocessor(_batch(num_labelled=5), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    labels = torch.cat([s.gt_label for s in data['data_samples']])
+    with torch.no_grad():
+        logits = model.student(data['inputs'], mode='tensor').double()
+    expected = F.cross_entropy(logits[:5], labels[:5]) * model.student_loss_weight
+    assert losses['loss_cls'].item() == pytest.approx(expected.item(), rel=1e-5)
