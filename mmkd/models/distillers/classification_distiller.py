@@ -22,8 +22,9 @@ class ClassificationDistiller(BaseDistiller):
     :class:`DistillTokenClsHead`, ``dist_logits`` (the distillation-token logits, (B, K)).
     Data sources: ``data.gt_label`` (B,), ``data.gt_score`` (B, K). Samples without a label
     (``gt_label == UNLABELLED``, from :class:`~mmkd.datasets.PartialLabels`) add nothing to the
-    student's cross-entropy, which is then the mean over the batch's labelled samples; a loss
-    that reads their label needs ``unlabelled_targets``.
+    student's cross-entropy (mmpretrain's: the sum over the labelled samples divided by the
+    batch size, so every sample weighs the same in the step: its CE if it has a label, and its
+    distillation terms); a loss that reads their label needs ``unlabelled_targets``.
 
     Args:
         teacher_norm (dict, optional): ``dict(mean=[...], std=[...])`` the teacher was trained
@@ -163,13 +164,6 @@ class ClassificationDistiller(BaseDistiller):
         # mmpretrain calls the task loss 'loss', the name MMEngine gives the total
         if 'loss' in losses:
             losses['loss_cls'] = losses.pop('loss')
-        if 'loss_cls' in losses and 'gt_score' not in data_samples[0]:
-            # with unlabelled samples mmpretrain's CE is the sum over the labelled ones divided
-            # by the batch size; the mean over the labelled ones keeps it on the scale the
-            # distillation terms (means over the whole batch) were weighted against
-            labelled = int((torch.cat([s.gt_label for s in data_samples]) != UNLABELLED).sum())
-            if 0 < labelled < len(data_samples):
-                losses['loss_cls'] = losses['loss_cls'] * (len(data_samples) / labelled)
         return losses
 
     def data_inputs(self, data_samples, t_records) -> Dict[str, Tensor]:
