@@ -59,7 +59,8 @@ def test_reduced_probe_run(tmp_path):
     out = run_tool([PY, 'tools/benchmark/probes.py', 'cnn_cakd', '--seeds', '1',
                     '--probe', 'adv_off:model.distill_losses.loss_cakd.lambda_adv=0.0',
                     '--work-dir', str(work), '--teacher-dir', str(tmp_path / 'teachers'),
-                    '--train-size', '128', '--teacher-train-size', '128', '--test-size', '100',
+                    '--train-size', '128', '--labelled', '64', '--teacher-train-size', '128',
+                    '--test-size', '100',
                     '--epochs', '1', '--teacher-epochs', '1'], timeout=900).stdout
     assert 'ViT teacher: epoch 1/1' in out and 'CNN teacher' not in out  # only what it needs
     text = open(work / 'results.md').read()

@@ -1,6 +1,5 @@
 """Speed options of the distiller (bf16 teacher, channels_last, compiled teacher, --amp on CPU)
 and the step benchmark against a hand-written loop, in its reduced mode."""
-import argparse
 import json
 import subprocess
 import sys
@@ -125,9 +124,9 @@ def test_autocast_optim_wrapper_trains_in_bf16_on_cpu():
 
 def test_train_amp_flag_picks_a_wrapper_this_machine_can_run():
     sys.path.insert(0, f'{ROOT}/tools')
-    from train import merge_args
+    from train import merge_args, parse_args
     cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1))))
-    args = argparse.Namespace(amp=True, resume=None, no_validate=False, auto_scale_lr=False)
+    args = parse_args(['any_config.py', '--amp'])  # the real parser: every flag has its default
     cfg = merge_args(cfg, args)
     expected = 'AmpOptimWrapper' if torch.cuda.is_available() else 'AutocastOptimWrapper'
     assert cfg.optim_wrapper.type == expected

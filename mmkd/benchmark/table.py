@@ -179,7 +179,9 @@ def _labelled_only(budget: Budget, n_train: int) -> Tuple[int, List[str], int]:
     """A baseline's run on the ``budget.labelled`` labelled images alone: (epochs, options,
     epochs between evaluations), evaluated at the distilled students' epoch ends."""
     if budget.labelled > n_train:
-        raise SystemExit(f'--labelled {budget.labelled}: the training set has {n_train} images')
+        raise SystemExit(f'--labelled {budget.labelled}: the students train on {n_train} images '
+                         '(--train-size or the data set); give --labelled N with N at most '
+                         'that, or --labelled 0 for every label')
     repeat = n_train // budget.labelled
     if repeat * budget.labelled != n_train:
         raise SystemExit(f'--labelled {budget.labelled} does not divide the {n_train} training '
