@@ -2,8 +2,10 @@
 (ReproducibleResumeHook): a Fashion-MNIST KD run with RandomFlip, DropPath 0.1, mixup and two
 dataloader workers is preempted after epoch 1 (epoch checkpoint) or in the middle of epoch 2
 (iteration checkpoint), resumed by a new runner, and ends with the uninterrupted run's
-parameters bit for bit; without the hook the same resume ends elsewhere. Runs: 128 training
-images, batch 32, 2 epochs (8 iterations), a random teacher."""
+parameters bit for bit; without the hook the same resume ends elsewhere. The same holds for
+Cross-Architecture KD, whose multi-view generator transforms half of each batch and whose
+discriminator steps every other iteration. Runs: 128 training images, batch 32, 2 epochs
+(8 iterations), a random teacher."""
 import os.path as osp
 import random
 
@@ -26,6 +28,7 @@ pytestmark = [
     pytest.mark.filterwarnings('ignore:teacher_ckpt=None'),
 ]
 KD = 'configs/kd/fmnist_vit-small_resnet-small.py'
+CAKD = 'configs/cakd/fmnist_resnet-small_vit-small.py'
 
 
 class Preempted(Exception):
@@ -50,15 +53,21 @@ class PreemptAt(Hook):
 
 
 def _cfg(work_dir, reproducible=True, checkpoint_every_iters=None, preempt=None,
-         resume_from=None):
-    cfg = Config.fromfile(KD)
+         resume_from=None, config=KD):
+    cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     cfg.model.teacher_ckpt = None
-    cfg.model.data_preprocessor = dict(**cfg.data_preprocessor, batch_augments=dict(
-        augments=[dict(type='Mixup', alpha=0.8)]))
-    student = Config.fromfile(cfg.model.student).model
-    student.backbone.drop_path_rate = 0.1
-    cfg.model.student = student
+    if config == KD:
+        cfg.model.data_preprocessor = dict(**cfg.data_preprocessor, batch_augments=dict(
+            augments=[dict(type='Mixup', alpha=0.8)]))
+        student = Config.fromfile(cfg.model.student).model
+        student.backbone.drop_path_rate = 0.1
+        cfg.model.student = student
+    else:  # the multi-view generator on, the discriminator's steps at alternate iterations
+        assert cfg.model.multi_view.prob == 0.5
+        cfg.model.d_interval = 2
+        cfg.model.noisy_eval = None
+        cfg.val_evaluator = dict(type='Accuracy', topk=(1, ))
     cfg.train_dataloader.update(batch_size=32, num_workers=2, persistent_workers=True)
     cfg.train_dataloader.dataset.indices = 128
     assert cfg.train_dataloader.dataset.pipeline[0].type == 'RandomFlip'
@@ -79,9 +88,12 @@ def _cfg(work_dir, reproducible=True, checkpoint_every_iters=None, preempt=None,
 
 
 def _train(cfg):
+    """What the run learnt: the student's and the distillation losses' (projectors,
+    discriminator) parameters and buffers."""
     runner = runner_from_cfg(cfg)
     runner.train()
-    return {k: v.clone() for k, v in runner.model.student.state_dict().items()}
+    return {k: v.clone() for k, v in runner.model.state_dict().items()
+            if not k.startswith('teacher.')}
 
 
 def _preempted_then_resumed(work_dir, preempt, checkpoint, **kwargs):
@@ -109,6 +121,14 @@ def test_resume_in_the_middle_of_an_epoch_is_bit_identical(straight, tmp_path):
     # iteration 6 of 8: 2 of epoch 2's 4 batches trained before the checkpoint
     resumed = _preempted_then_resumed(tmp_path, dict(iteration=6), 'iter_6.pth',
                                       checkpoint_every_iters=2)
+    assert _different(straight, resumed) == []
+
+
+def test_cross_architecture_kd_resumes_bit_identical_in_the_middle_of_an_epoch(tmp_path):
+    straight = _train(_cfg(tmp_path / 'straight', config=CAKD))
+    assert any(k.startswith('distill_losses.') for k in straight)  # projectors, discriminator
+    resumed = _preempted_then_resumed(tmp_path / 'halves', dict(iteration=5), 'iter_5.pth',
+                                      checkpoint_every_iters=5, config=CAKD)
     assert _different(straight, resumed) == []
 
 
