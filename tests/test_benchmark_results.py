@@ -49,6 +49,38 @@ def test_summary_mean_std_delta_and_welch():
     kd_line = [line for line in table.splitlines() if '| KD |' in line][0]
     assert '| 82.10 ± 0.26 |' in kd_line and '| +2.10 |' in kd_line and kd_line.endswith('| yes |')
     assert '| T | (trained alone) | - | 91.25 |' in table
+    assert 'vs the row it adds to' not in table  # no row has a reference
+
+
+def test_a_row_is_also_compared_with_the_row_it_adds_to():
+    from mmkd.benchmark.report import Row, markdown_table, summarize
+    rows = [Row('b', 'S', 'no distillation', 'b.py'), Row('kd', 'S', 'KD', 'kd.py', 't'),
+            Row('x_kd', 'S', 'X + KD', 'x.py', 't', reference='kd')]
+    accs = dict(b=[80.0, 80.5, 79.5], kd=[82.0, 82.4, 81.9], x_kd=[83.0, 83.3, 82.8])
+    teachers = dict(t=dict(name='T', top1=91.25))
+    recs = {r['key']: r for r in summarize(rows, accs, teachers)}
+    x = recs['x_kd']
+    assert x['reference'] == 'KD'
+    assert x['delta_reference'] == round(statistics.mean(accs['x_kd']) - statistics.mean(
+        accs['kd']), 2)
+    assert x['p_reference'] == pytest.approx(welch_reference(accs['x_kd'], accs['kd']), abs=1e-4)
+    assert x['significant_reference'] is True and 'reference' not in recs['kd']
+    table = markdown_table(list(recs.values()), teachers).splitlines()
+    assert table[0].endswith('| Δ vs the row it adds to |')
+    x_line = next(line for line in table if '| X + KD |' in line)
+    assert x_line.endswith(f"| +0.93 vs KD (p {x['p_reference']:.3f}*) |")
+    assert all(line.count('|') == 10 for line in table)
+    with pytest.raises(ValueError, match="reference 'kd' is a row of S, not of other"):
+        summarize(rows + [Row('y', 'other', 'Y', 'y.py', 't', reference='kd')], accs, teachers)
+
+
+def test_every_reference_of_the_results_table_is_a_row_of_its_student():
+    from mmkd.benchmark.rows import ROWS
+    by_key = {r.key: r for r in ROWS}
+    refs = [r for r in ROWS if r.reference]
+    assert refs
+    for r in refs:
+        assert by_key[r.reference].student == r.student and not by_key[r.reference].is_baseline
 
 
 def test_jobs_wait_for_their_teacher_and_reuse_finished_runs(tmp_path, monkeypatch):
@@ -145,6 +177,6 @@ def test_reduced_results_benchmark_every_row(tmp_path):
     assert len(rows) == len(ROWS)
     for line in rows:
         cells = [c.strip() for c in line.strip('|').split('|')]
-        assert len(cells) == 8 and re.fullmatch(r'\d+\.\d\d ± \d+\.\d\d', cells[3]), line
+        assert len(cells) == 9 and re.fullmatch(r'\d+\.\d\d ± \d+\.\d\d', cells[3]), line
     import matplotlib.image as mpimg
     assert mpimg.imread(work / 'curves.png').shape[:2] == (590, 1200)

@@ -24,6 +24,8 @@ class Row:
         config: the config file of its runs.
         teacher: key of the teacher it learns from; None for the baseline.
         options: ``--cfg-options`` added to its runs (a probe: one change to a row's config).
+        reference: key of the row of the same student that this one adds to (``cnn_kd`` for
+            ``TaT + KD``): the record also gets its gain over that row and the p-value.
     """
     key: str
     student: str
@@ -31,6 +33,7 @@ class Row:
     config: str
     teacher: Optional[str] = None
     options: Tuple[str, ...] = ()
+    reference: Optional[str] = None
 
     @property
     def is_baseline(self) -> bool:
@@ -63,6 +66,12 @@ def summarize(rows: Sequence[Row], accs: Dict[str, List[float]],
     delta with a small p.
     """
     base = {r.student: accs[r.key] for r in rows if r.is_baseline and accs.get(r.key)}
+    by_key = {r.key: r for r in rows}
+    for r in rows:  # a reference left out of this table (--only) is simply not compared
+        ref = by_key.get(r.reference) if r.reference else None
+        if ref is not None and ref.student != r.student:
+            raise ValueError(f'row {r.key}: its reference {r.reference!r} is a row of '
+                             f'{ref.student}, not of {r.student}')
     out = []
     for r in rows:
         values = accs.get(r.key)
@@ -79,6 +88,14 @@ def summarize(rows: Sequence[Row], accs: Dict[str, List[float]],
             delta = mean - statistics.mean(base[r.student])
             rec.update(delta=round(delta, 2), p_value=None if math.isnan(p) else round(p, 4),
                        significant=bool(delta > 0 and not math.isnan(p) and p < ALPHA))
+        if r.reference in by_key and accs.get(r.reference):
+            ref = accs[r.reference]
+            p = welch_p(values, ref)
+            delta = mean - statistics.mean(ref)
+            rec.update(reference=by_key[r.reference].method, delta_reference=round(delta, 2),
+                       p_reference=None if math.isnan(p) else round(p, 4),
+                       significant_reference=bool(delta > 0 and not math.isnan(p)
+                                                  and p < ALPHA))
         out.append(rec)
     return out
 
@@ -91,20 +108,36 @@ def _mark(rec: dict) -> str:
     return 'yes' if rec['delta'] > 0 else 'no (worse)'
 
 
+def _reference_cell(rec: dict) -> str:
+    if not rec.get('reference'):
+        return '-'
+    p = rec['p_reference']
+    return (f"{rec['delta_reference']:+.2f} vs {rec['reference']} (p "
+            + ('n/a' if p is None else f'{p:.3f}') + ('*' if rec['significant_reference'] else '')
+            + ')')
+
+
 def markdown_table(records: Sequence[dict], teachers: Dict[str, dict]) -> str:
-    """The table; teachers last, each with its own top-1."""
+    """The table; teachers last, each with its own top-1. A last column, when a row has a
+    reference, gives its gain over that row (Welch p, and * when significant)."""
+    with_ref = any(r.get('reference') for r in records)
     lines = ['| student | method | teacher (top-1) | test top-1 (%) | seeds | Δ vs baseline | '
-             f'p (Welch) | significant (p < {ALPHA}) |',
-             '|---|---|---|---|---|---|---|---|']
+             f'p (Welch) | significant (p < {ALPHA}) |' + (' Δ vs the row it adds to |'
+                                                          if with_ref else ''),
+             '|---|---|---|---|---|---|---|---|' + ('---|' if with_ref else '')]
     for r in records:
         teacher = f"{r['teacher']} ({r['teacher_top1']:.2f})" if r['teacher'] else '-'
         delta = '-' if r['delta'] is None else f"{r['delta']:+.2f}"
         p = '-' if r['p_value'] is None else f"{r['p_value']:.3f}"
         seeds = ', '.join(f'{v:.2f}' for v in r['seeds'])
-        lines.append(f"| {r['student']} | {r['method']} | {teacher} | {r['mean']:.2f} ± "
-                     f"{r['std']:.2f} | {seeds} | {delta} | {p} | {_mark(r)} |")
+        line = (f"| {r['student']} | {r['method']} | {teacher} | {r['mean']:.2f} ± "
+                f"{r['std']:.2f} | {seeds} | {delta} | {p} | {_mark(r)} |")
+        if with_ref:
+            line += f' {_reference_cell(r)} |'
+        lines.append(line)
     for t in teachers.values():
-        lines.append(f"| {t['name']} | (trained alone) | - | {t['top1']:.2f} | - | - | - | - |")
+        lines.append(f"| {t['name']} | (trained alone) | - | {t['top1']:.2f} | - | - | - | - |"
+                     + (' - |' if with_ref else ''))
     return '\n'.join(lines)
 
 

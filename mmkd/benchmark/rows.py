@@ -24,11 +24,13 @@ ROWS = [
     Row('cnn_kd', CNN, 'KD', f'{CFG}/cnn_kd.py', 'teacher_cnn'),
     Row('cnn_fitnet', CNN, 'FitNet', f'{CFG}/cnn_fitnet.py', 'teacher_cnn'),
     Row('cnn_tat', CNN, 'TaT (one-to-all)', f'{CFG}/cnn_tat.py', 'teacher_cnn'),
-    Row('cnn_tat_kd', CNN, 'TaT + KD', f'{CFG}/cnn_tat_kd.py', 'teacher_cnn'),
+    Row('cnn_tat_kd', CNN, 'TaT + KD', f'{CFG}/cnn_tat_kd.py', 'teacher_cnn',
+        reference='cnn_kd'),
     Row('cnn_cakd', CNN, 'Cross-Architecture KD', f'{CFG}/cnn_cakd.py', 'teacher_vit'),
     Row('cnn_cakd_public', CNN, 'Cross-Architecture KD (public code)',
         f'{CFG}/cnn_cakd_public-code.py', 'teacher_vit'),
-    # the reference of the row below: logits alone from the same teacher (docs/cakd.md)
+    # the reference of the next row: logits alone from the same teacher (docs/cakd.md)
     Row('cnn_kd_vit', CNN, 'KD (ViT teacher)', f'{CFG}/cnn_kd_vit-teacher.py', 'teacher_vit'),
-    Row('cnn_cakd_kd', CNN, 'Cross-Architecture KD + KD', f'{CFG}/cnn_cakd_kd.py', 'teacher_vit'),
+    Row('cnn_cakd_kd', CNN, 'Cross-Architecture KD + KD', f'{CFG}/cnn_cakd_kd.py', 'teacher_vit',
+        reference='cnn_kd_vit'),
 ]
