@@ -17,7 +17,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
-from mmkd.models.distillers import MultiViewGenerator
+from mmkd.models import MultiViewGenerator
 from mmkd.models.losses.cakd import CAKDLoss, window_ids
 from mmkd.registry import MODELS
 from conftest import CNN, FMNIST, ROOT, VIT, random_batch
@@ -361,6 +361,34 @@ def test_distiller_steps_give_gradient_to_their_side_only():
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
+def test_discriminator_is_the_distillers_child_and_old_checkpoints_load():
+    """The discriminator is trained by its own optimizer and reducer, so it is a child of the
+    distiller (``discriminators.<loss>``); its loss keeps an unregistered reference."""
+    model = build()
+    loss = model.distill_losses.loss_cakd
+    assert loss.discriminator is model.discriminators['loss_cakd']
+    state = model.state_dict()
+    assert any(k.startswith('discriminators.loss_cakd.') for k in state)
+    assert not [k for k in state if '.discriminator.' in k]
+    steps = model.update_steps()
+    assert set(steps) == {'student', 'discriminator'}
+    s_ids = {id(p) for p in steps['student'].parameters()}
+    d_ids = {id(p) for p in steps['discriminator'].parameters()}
+    assert d_ids == {id(p) for p in loss.discriminator.parameters()} and not s_ids & d_ids
+    assert s_ids | d_ids == {id(p) for p in model.parameters()}
+    # a checkpoint written when the discriminator was the loss's child loads as before
+    old = {(k.replace('discriminators.loss_cakd.', 'distill_losses.loss_cakd.discriminator.')):
+           v + 1 for k, v in state.items()}
+    other = build()
+    other.load_state_dict(old, strict=True)
+    for key, value in other.state_dict().items():
+        assert torch.equal(value, state[key] + 1), key
+    # a trainable parameter in neither update would never train: an error naming it
+    model.stray = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match='stray'):
+        model.update_steps()
+
+
 def test_optimizers_split_parameters_and_keep_names():
     model = build()
     slower = dict(custom_keys={'distill_losses': dict(lr_mult=0.1)})
@@ -561,7 +589,7 @@ def test_imagenet_config_builds_and_trains_one_step(path):
     data = dict(inputs=[torch.randint(0, 256, (3, 224, 224), generator=g, dtype=torch.uint8)
                         for _ in range(2)],
                 data_samples=[DataSample().set_gt_label(i) for i in (3, 7)])
-    disc = model.discriminators()[0]
+    disc = model.discriminators['loss_cakd']
     d_before = [p.clone() for p in disc.parameters()]
     log = model.train_step(data, build_optim_wrapper(model, cfg.optim_wrapper))
     assert {'loss', 'loss_cls', 'loss_cakd', 'loss_mad', 'cakd.mvg'} <= set(log)
@@ -593,7 +621,7 @@ def test_train_tool_on_fashion_mnist_logs_saves_and_exports(tmp_path):
 
     ckpt = torch.load(tmp_path / 'epoch_1.pth')
     keys = list(ckpt['state_dict'])
-    assert any('distill_losses.loss_cakd.discriminator' in k for k in keys)  # trained, saved
+    assert any(k.startswith('discriminators.loss_cakd.') for k in keys)  # trained, saved
     assert not [k for k in keys if k.startswith('teacher')]
     assert set(ckpt['optimizer']) == {'student', 'discriminator'}
     student, backbone = extract_student(str(tmp_path / 'epoch_1.pth'))

@@ -87,7 +87,7 @@ def test_one_step_gives_every_trainable_parameter_a_gradient(method):
         return
     # Cross-Architecture KD: the first iteration updates the student, then the discriminator;
     # CrossArchDDP syncs each update with its own reducer, over exactly these parameters
-    d_ids = {id(p) for d in model.discriminators() for p in d.parameters()}
+    d_ids = {id(p) for p in model.discriminators.parameters()}
     disc = {n for n, p in model.named_parameters() if id(p) in d_ids}
     assert disc and set(fired) == {'student', 'discriminator'}
     assert sorted((trainable - disc) ^ fired['student']) == []
@@ -118,8 +118,8 @@ class SaveRankState(Hook):
         torch.save(dict(start=self.start, end=model.module.state_dict(),
                         params=[n for n, _ in model.module.named_parameters()],
                         d_steps=sorted({int(s['step']) for s in d_optim.state.values()}),
-                        find_unused=[model.find_unused_parameters,
-                                     model.discriminator_ddp.find_unused_parameters]),
+                        find_unused=[model.reducers[u].find_unused_parameters
+                                     for u in ('student', 'discriminator')]),
                    osp.join(runner.work_dir, f'rank{get_rank()}.pth'))
 '''
 
@@ -147,7 +147,7 @@ def test_cakd_two_processes_without_find_unused_parameters(tmp_path):
     assert r0['d_steps'] == r1['d_steps'] == [3]
     assert int(r0['end']['train_iter']) == 6
     # parameters only: BN statistics stay per rank (broadcast_buffers=False, as before)
-    disc = [k for k in r0['params'] if '.discriminator.' in k]
+    disc = [k for k in r0['params'] if k.startswith('discriminators.')]
     student = [k for k in r0['params'] if k.startswith('student.') or '.pca.' in k or '.gl.' in k]
     assert disc and student
     for key in disc + student:

@@ -82,7 +82,7 @@ optim_wrapper = dict(
 )
 # distributed runs: the distiller's alternating step, gradients all-reduced per update (full
 # import path: MMEngine's Runner looks wrappers up in its root registry, outside the mmkd scope)
-model_wrapper_cfg = dict(type='mmkd.models.distillers.CrossArchDDP')
+model_wrapper_cfg = dict(type='mmkd.models.wrappers.CrossArchDDP')
 # applied to both optimizers
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=120, val_interval=1)

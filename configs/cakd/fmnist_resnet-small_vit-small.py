@@ -31,7 +31,7 @@ optim_wrapper = dict(
 )
 # distributed runs: the distiller's alternating step, gradients all-reduced per update (full
 # import path: MMEngine's Runner looks wrappers up in its root registry, outside the mmkd scope)
-model_wrapper_cfg = dict(type='mmkd.models.distillers.CrossArchDDP')
+model_wrapper_cfg = dict(type='mmkd.models.wrappers.CrossArchDDP')
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
     dict(type='PredFieldMetric', field='noisy', metric=dict(type='Accuracy', topk=(1, )),

@@ -26,4 +26,4 @@ optim_wrapper = dict(
     student=dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05)),
     discriminator=dict(optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.999))),
 )
-model_wrapper_cfg = dict(type='mmkd.models.distillers.CrossArchDDP')
+model_wrapper_cfg = dict(type='mmkd.models.wrappers.CrossArchDDP')

@@ -16,6 +16,7 @@ from torch import Tensor
 from mmkd.models.builder import build_model, checkpoint_state_dict, resolve_checkpoint
 from mmkd.models.builder import load_strict as builder_load_strict
 from mmkd.models.builder import sub_state_dict
+from mmkd.models.normalization import renormalisation
 
 ROLES = ('student', 'teacher', 'model')
 
@@ -135,13 +136,7 @@ def normaliser(pre: nn.Module, teacher_norm: Optional[dict] = None):
     ``teacher_norm``, re-normalised as :class:`ClassificationDistiller` does for its teacher."""
     scale = shift = None
     if teacher_norm is not None:
-        on = getattr(pre, '_enable_normalize', False)
-        s_mean = pre.mean.flatten() if on else torch.zeros(1)
-        s_std = pre.std.flatten() if on else torch.ones(1)
-        t_mean = torch.tensor(teacher_norm['mean'], dtype=torch.float32)
-        t_std = torch.tensor(teacher_norm['std'], dtype=torch.float32)
-        scale = (s_std / t_std).view(1, -1, 1, 1)
-        shift = ((s_mean - t_mean) / t_std).view(1, -1, 1, 1)
+        scale, shift = renormalisation(pre, teacher_norm['mean'], teacher_norm['std'])
 
     def normalise(images: Sequence[Tensor]) -> Tensor:
         with torch.no_grad():

@@ -104,9 +104,7 @@ def cache_teacher_logits(distiller, dataset, out_dir: str, epochs: int,
             expected = [divmod(p, num_samples) for p in range(pos, pos + len(samples))]
             assert where == expected, 'the cache loader went out of order'
             data = distiller.data_preprocessor(data, True)
-            inputs = data['inputs']
-            if getattr(distiller, 'channels_last', False) and inputs.dim() == 4:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            inputs = distiller.format_inputs(data['inputs'])
             logits = distiller.teacher_records(inputs, data['data_samples'])['logits'].float()
             if arrays is None:
                 num_classes = logits.shape[1]

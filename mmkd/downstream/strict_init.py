@@ -9,18 +9,17 @@ It is registered in MMEngine's root ``WEIGHT_INITIALIZERS``: the mmdet, mmseg, m
 registries are its descendants, so ``init_cfg=dict(type='StrictPretrained', checkpoint=...)``
 resolves under any ``default_scope``.
 """
-import re
 from collections import OrderedDict
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
-from mmengine.runner.checkpoint import CheckpointLoader
 
+from mmkd.models.builder import (CheckpointMismatchError, checkpoint_state_dict,
+                                 load_state_strict, sub_state_dict)
 
-class CheckpointMismatchError(RuntimeError):
-    """The checkpoint's keys or shapes do not match the module it initialises."""
+__all__ = ['CheckpointMismatchError', 'StrictPretrainedInit', 'is_strict_pretrained']
 
 
 def _key_groups(keys) -> str:
@@ -31,12 +30,6 @@ def _key_groups(keys) -> str:
         group = '.'.join(parts[:2]) if len(parts) > 2 else parts[0]
         groups[group] = groups.get(group, 0) + 1
     return ' '.join(f'{g}({n})' for g, n in groups.items())
-
-
-def _shorten(keys, limit=20) -> str:
-    keys = list(keys)
-    more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
 
 
 def is_strict_pretrained(init_cfg) -> bool:
@@ -56,7 +49,7 @@ class StrictPretrainedInit:
             --backbone`` writes).
         prefix (str, optional): keep only the keys under this prefix, with it removed (e.g.
             ``'backbone.'`` to take the backbone of a whole-model checkpoint).
-        map_location (str): where tensors are loaded. Defaults to 'cpu'.
+        map_location (str): accepted as ``Pretrained`` takes it; tensors load on the CPU.
 
     Raises:
         ValueError: ``checkpoint`` is None (the config's ``backbone_ckpt`` was never set).
@@ -69,51 +62,16 @@ class StrictPretrainedInit:
         self.prefix = prefix
         self.map_location = map_location
 
-    def _state_dict(self) -> dict:
-        ckpt = CheckpointLoader.load_checkpoint(self.checkpoint, map_location=self.map_location)
-        state = ckpt
-        for key in ('state_dict', 'model'):
-            if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-        # DDP-saved weights carry a 'module.' prefix, as MMEngine's own loader strips
-        state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
-        if self.prefix:
-            state = OrderedDict((k[len(self.prefix):], v) for k, v in state.items()
-                                if k.startswith(self.prefix))
-            if not state:
-                raise CheckpointMismatchError(
-                    f"StrictPretrained: '{self.checkpoint}' has no keys under prefix "
-                    f"'{self.prefix}'")
-        return state
-
     def __call__(self, module):
         name = module.__class__.__name__
         if self.checkpoint is None:
             raise ValueError(f'StrictPretrained: no checkpoint given for {name}: set the '
                              "config's backbone_ckpt (or model.backbone.init_cfg.checkpoint)")
-        state = self._state_dict()
-        expected = module.state_dict()
-        missing = [k for k in expected if k not in state]
-        unexpected = [k for k in state if k not in expected]
-        problems = []
-        if missing:
-            problems.append(f'missing keys ({len(missing)}): {_shorten(missing)}')
-        if unexpected:
-            problems.append(f'unexpected keys ({len(unexpected)}): {_shorten(unexpected)}')
-        if not problems:
-            try:
-                # load_state_dict runs the module's pre-hooks first (e.g. the ViT's pos_embed
-                # resize), so shapes are compared after them
-                module.load_state_dict(state, strict=True)
-            except RuntimeError as e:
-                shapes = re.findall(r'size mismatch for (.+)', str(e))
-                problems.append(f'mis-shaped keys ({len(shapes)}): ' + '; '.join(shapes)
-                                if shapes else str(e))
-        if problems:
-            raise CheckpointMismatchError(
-                f"StrictPretrained: '{self.checkpoint}' does not match {name}: "
-                + ' | '.join(problems))
+        what = f"StrictPretrained: '{self.checkpoint}'"
+        state = checkpoint_state_dict(self.checkpoint, 'backbone')
+        if self.prefix:
+            state = sub_state_dict(state, self.prefix, what)
+        load_state_strict(module, state, what)
 
         values = sum(v.numel() for v in state.values())
         print_log(f"StrictPretrained: {name} loaded all {len(state)} tensors ({values:,} values) "

@@ -172,7 +172,8 @@ def resolve_checkpoint(path: CheckpointSpec, role: str = 'teacher',
 
 
 def checkpoint_state_dict(path: str, role: str = 'teacher', ckpt=None) -> dict:
-    """The state dict stored in ``path`` (``state_dict`` entry, or the file itself), loaded with
+    """The state dict stored in ``path`` (its ``state_dict`` or ``model`` entry, or the file
+    itself), DDP's ``module.`` prefix removed, loaded with
     torch's safe loader; ``ckpt``: the file's already loaded content, to read it only once.
     ``path`` may be an ``http(s)://`` URL: see :func:`resolve_checkpoint`."""
     if ckpt is None:
@@ -181,7 +182,11 @@ def checkpoint_state_dict(path: str, role: str = 'teacher', ckpt=None) -> dict:
             raise FileNotFoundError(f"{role} checkpoint '{path}' does not exist")
         # weights_only (see mmkd.compat); a damaged file: an error naming it, size, what failed
         ckpt = load_checkpoint_file(path, role)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    state = ckpt
+    for key in ('state_dict', 'model'):  # MMEngine's files; timm's and others' training files
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            state = ckpt[key]
+            break
     if not isinstance(state, dict):
         raise ValueError(f"{role} checkpoint '{path}' holds no state dict")
     return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
@@ -208,46 +213,78 @@ def _distillation_checkpoint_error(model: nn.Module, path: str, role: str,
         f'and use student.pth{hint}')
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's keys or shapes do not match the model it is loaded into."""
+
+
+def _shorten(keys, limit: int = 20) -> str:
+    keys = list(keys)
+    more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+def load_state_strict(model: nn.Module, state: dict, what: str,
+                      target: Optional[str] = None) -> None:
+    """Load ``state`` into ``model`` with every key and shape matching, else a
+    :class:`CheckpointMismatchError` "``what`` does not match ``target`` (default: the model's
+    class name): missing keys (n): ... |
+    unexpected keys (n): ... | mis-shaped keys (n): ...". Nothing is copied when keys are
+    missing or unexpected. The data preprocessor's buffers are configuration, not weights:
+    left out on both sides. Shapes are compared after the model's load hooks ran (e.g.
+    mmpretrain's ViT resizing its position embedding)."""
+    state = {k: v for k, v in state.items() if not k.startswith('data_preprocessor.')}
+    expected = [k for k in model.state_dict() if not k.startswith('data_preprocessor.')]
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in set(expected)]
+    problems = []
+    if missing:
+        problems.append(f'missing keys ({len(missing)}): {_shorten(missing)}')
+    if unexpected:
+        problems.append(f'unexpected keys ({len(unexpected)}): {_shorten(unexpected)}')
+    if not problems:
+        try:
+            # strict=False only for the preprocessor buffers left out above
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as e:
+            shapes = re.findall(r'size mismatch for ([^\n]+)', str(e))
+            problems.append(f'mis-shaped keys ({len(shapes)}): ' + '; '.join(shapes) if shapes
+                            else ' '.join(str(e).split()))
+    if problems:
+        raise CheckpointMismatchError(f'{what} does not match {target or type(model).__name__}: '
+                                      + ' | '.join(problems))
+
+
+def sub_state_dict(state: dict, prefix: str, what: Optional[str] = None) -> dict:
+    """The entries of ``state`` under ``prefix`` (e.g. ``'student.'``), the prefix removed;
+    with ``what`` (the checkpoint, for the message), none is an error naming what it holds."""
+    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if what is not None and not sub:
+        tops = sorted({k.split('.', 1)[0] + '.' for k in state})[:8]
+        raise CheckpointMismatchError(f"{what} has no keys under prefix '{prefix}'; its keys "
+                                      f'start with {tops}')
+    return sub
+
+
 def load_strict(model: nn.Module, path: str, role: str = 'teacher',
                 state: Optional[dict] = None, prefix: Optional[str] = None) -> None:
     """Load ``path`` (or its already extracted ``state``) into ``model``; any missing,
-    unexpected or mis-shaped key is an error naming the file and the keys: a half-loaded
-    teacher silently teaches noise, a half-loaded model under analysis silently misleads.
+    unexpected or mis-shaped key is an error naming the file and the keys
+    (:func:`load_state_strict`): a half-loaded teacher silently teaches noise, a half-loaded
+    model under analysis silently misleads.
 
     ``prefix``: load only the keys under it (removed), e.g. ``'student.'`` of a distillation
     checkpoint. Without one, a distillation checkpoint (``student.*`` / ``teacher.*`` keys
     that the model does not have) is an error saying to export its student first.
     """
     state = checkpoint_state_dict(path, role) if state is None else state
+    what = f"{role} checkpoint '{path}'"
     if prefix is not None:
-        sub = sub_state_dict(state, prefix)
-        if not sub:
-            tops = sorted({k.split('.', 1)[0] + '.' for k in state})[:8]
-            raise ValueError(f"{role} checkpoint '{path}' has no keys under prefix "
-                             f"'{prefix}'; its keys start with {tops}")
-        state = sub
+        state = sub_state_dict(state, prefix, what)
     else:
         found = distillation_prefixes(state)
         if found and not distillation_prefixes(model.state_dict()):
             raise _distillation_checkpoint_error(model, path, role, found)
-    # the data preprocessor's buffers are configuration, not weights
-    state = {k: v for k, v in state.items() if not k.startswith('data_preprocessor.')}
-    expected = {k for k in model.state_dict() if not k.startswith('data_preprocessor.')}
-    missing = sorted(expected - set(state))
-    unexpected = sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ValueError(
-            f"{role} checkpoint '{path}' does not match the {role} model "
-            f'({type(model).__name__}): {len(missing)} missing keys {missing[:10]}, '
-            f'{len(unexpected)} unexpected keys {unexpected[:10]}')
-    try:
-        # strict=False only for the preprocessor buffers filtered above; keys are checked,
-        # and a shape mismatch still raises (after mmpretrain's pos_embed resizing hooks ran)
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        detail = ' '.join(str(e).split())  # one line: torch's message spans several
-        raise ValueError(f"{role} checkpoint '{path}' does not match the {role} model: "
-                         f'{detail}') from None
+    load_state_strict(model, state, what, f'the {role} model ({type(model).__name__})')
 
 
 def load_teacher_checkpoint(teacher: nn.Module, ckpt: CheckpointSpec,
@@ -258,8 +295,3 @@ def load_teacher_checkpoint(teacher: nn.Module, ckpt: CheckpointSpec,
     student of a distillation run as the teacher of the next)."""
     path, prefix = checkpoint_spec(ckpt, 'teacher')
     load_strict(teacher, resolve_checkpoint(path, 'teacher', spec), 'teacher', prefix=prefix)
-
-
-def sub_state_dict(state: dict, prefix: str) -> dict:
-    """The entries of ``state`` under ``prefix`` (e.g. ``'student.'``), the prefix removed."""
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -15,6 +15,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
+from mmkd.models.normalization import preprocessor_norm
 from mmkd.registry import HOOKS
 
 
@@ -156,9 +157,10 @@ class TeacherCheckHook(Hook):
     @staticmethod
     def _causes(model, shape, num_classes) -> str:
         pre = model.data_preprocessor
-        if getattr(pre, '_enable_normalize', False):
-            norm = (f'mean={[round(v, 3) for v in pre.mean.flatten().tolist()]}, '
-                    f'std={[round(v, 3) for v in pre.std.flatten().tolist()]}')
+        own = preprocessor_norm(pre)
+        if own is not None:
+            norm = (f'mean={[round(v, 3) for v in own[0].tolist()]}, '
+                    f'std={[round(v, 3) for v in own[1].tolist()]}')
         else:
             norm = 'no normalisation'
         teacher_norm = (f'teacher_norm={model.teacher_norm}' if model.teacher_norm is not None

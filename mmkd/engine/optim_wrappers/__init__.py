@@ -1,3 +1,4 @@
 from .autocast_optim_wrapper import AutocastOptimWrapper
+from .cross_arch_constructor import CrossArchOptimWrapperConstructor
 
-__all__ = ['AutocastOptimWrapper']
+__all__ = ['AutocastOptimWrapper', 'CrossArchOptimWrapperConstructor']

@@ -1,8 +1,7 @@
 from .base_distiller import BaseDistiller
 from .classification_distiller import ClassificationDistiller
-from .cross_arch_distiller import (CrossArchDDP, CrossArchDistiller,
-                                   CrossArchOptimWrapperConstructor, MultiViewGenerator)
+from .cross_arch_distiller import CrossArchDistiller
 from .segmentation_distiller import SegmentationDistiller
 
-__all__ = ['BaseDistiller', 'ClassificationDistiller', 'CrossArchDistiller', 'CrossArchDDP',
-           'CrossArchOptimWrapperConstructor', 'MultiViewGenerator', 'SegmentationDistiller']
+__all__ = ['BaseDistiller', 'ClassificationDistiller', 'CrossArchDistiller',
+           'SegmentationDistiller']

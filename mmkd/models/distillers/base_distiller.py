@@ -276,9 +276,16 @@ class BaseDistiller(BaseModel):
             return contextlib.nullcontext()
         return torch.autocast(inputs.device.type, dtype=getattr(torch, self.teacher_autocast))
 
-    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
+    def format_inputs(self, inputs: Tensor) -> Tensor:
+        """A preprocessed batch in the models' memory format (``channels_last`` when set):
+        every path that runs a model on a batch (the step, the teacher check, the logit cache's
+        writer) goes through it."""
         if self.channels_last and inputs.dim() == 4:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
+    def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
+        inputs = self.format_inputs(inputs)
         t_records = self.teacher_records(inputs, data_samples)
         student_losses = self.student_loss(self.student_inputs(inputs), data_samples)
         losses = {k: v * self.student_loss_weight if 'loss' in k else v

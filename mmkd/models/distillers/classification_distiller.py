@@ -6,6 +6,7 @@ from torch import Tensor
 
 from mmkd.datasets.transforms import UNLABELLED
 from mmkd.registry import MODELS
+from ..normalization import renormalisation
 from .base_distiller import BaseDistiller
 
 
@@ -122,15 +123,10 @@ class ClassificationDistiller(BaseDistiller):
             self.register_buffer('teacher_scale', None)
             self.register_buffer('teacher_shift', None)
             return
-        pre = self.data_preprocessor
-        s_mean = pre.mean.flatten() if getattr(pre, '_enable_normalize', False) else torch.zeros(1)
-        s_std = pre.std.flatten() if getattr(pre, '_enable_normalize', False) else torch.ones(1)
-        t_mean = torch.tensor(teacher_norm['mean'], dtype=torch.float32)
-        t_std = torch.tensor(teacher_norm['std'], dtype=torch.float32)
-        # x_t = (x_s * std_s + mean_s - mean_t) / std_t
-        self.register_buffer('teacher_scale', (s_std / t_std).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer('teacher_shift', ((s_mean - t_mean) / t_std).view(1, -1, 1, 1),
-                             persistent=False)
+        scale, shift = renormalisation(self.data_preprocessor, teacher_norm['mean'],
+                                       teacher_norm['std'])
+        self.register_buffer('teacher_scale', scale, persistent=False)
+        self.register_buffer('teacher_shift', shift, persistent=False)
 
     def teacher_inputs(self, inputs: Tensor) -> Tensor:
         if self.teacher_scale is None:
@@ -146,8 +142,7 @@ class ClassificationDistiller(BaseDistiller):
         ``teacher_autocast``. Used by :class:`~mmkd.engine.TeacherCheckHook`."""
         if self.teacher is None:
             raise RuntimeError('teacher_logits: this distiller has no teacher (logit_cache)')
-        if self.channels_last and inputs.dim() == 4:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = self.format_inputs(inputs)
         self.teacher_taps.pop()
         with torch.no_grad(), self._teacher_autocast(inputs):
             logits = self.teacher_forward(inputs, data_samples)

@@ -1,158 +1,25 @@
 """Cross-Architecture KD's training scheme: multi-view student inputs, alternating updates of
 the student (+ projectors) and of the discriminator with separate optimizers, noisy evaluation.
 
-The losses themselves are :class:`~mmkd.models.losses.CAKDLoss`; how to run: ``docs/cakd.md``.
+The losses themselves are :class:`~mmkd.models.losses.CAKDLoss`, the views
+:class:`~mmkd.models.MultiViewGenerator`, the optimizers
+:class:`~mmkd.engine.CrossArchOptimWrapperConstructor`, distributed training
+:class:`~mmkd.models.wrappers.CrossArchDDP`; how to run: ``docs/cakd.md``.
 """
-import math
-from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import MMDistributedDataParallel, is_model_wrapper
-from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper, OptimWrapperDict
+from mmengine.logging import MMLogger
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
-from torch.nn.parallel import DistributedDataParallel
 
-from mmkd.registry import MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from mmkd.registry import MODELS
+from ..multi_view import MultiViewGenerator
+from ..normalization import preprocessor_norm
 from .classification_distiller import ClassificationDistiller
-
-_GREY_RGB = (0.299, 0.587, 0.114)
-
-
-class MultiViewGenerator(nn.Module):
-    """The paper's multi-view generator (Eq. 7) as tensor ops on a preprocessed batch.
-
-    Each sample is transformed with probability ``prob`` (else returned unchanged). A
-    transformed sample gets, each with its own random magnitude:
-
-    1. a random resized crop (area fraction in ``crop_scale``, aspect ratio in ``crop_ratio``)
-       rotated by an angle in ``[-rotation, rotation]`` degrees, resampled bilinearly back to
-       the input size (outside the image: the mean colour);
-    2. colour jitter in pixel space: brightness, contrast, saturation factors drawn from
-       ``[1 - x, 1 + x]`` (saturation only for 3-channel RGB input);
-    3. Gaussian noise of std ``noise_std`` (pixel units, 0..255), then clipping to 0..255;
-    4. a patch mask: the image is cut into a ``mask_grid x mask_grid`` grid of cells and each
-       cell is set to the mean colour (0 after normalisation) with probability ``mask_ratio``.
-
-    A strength of 0 (or ``None``) switches that transform off. ``mean``/``std`` are the data
-    preprocessor's normalisation (pixel = x * std + mean); without them the input is taken as
-    pixels. ``last_selected`` (B,) bool holds which samples the last call transformed.
-
-    Shapes: (B, C, H, W) -> (B, C, H, W).
-    """
-
-    def __init__(self,
-                 prob: float = 0.5,
-                 crop_scale: Optional[Sequence[float]] = (0.5, 1.0),
-                 crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
-                 rotation: float = 15.0,
-                 brightness: float = 0.4,
-                 contrast: float = 0.4,
-                 saturation: float = 0.4,
-                 noise_std: float = 10.0,
-                 mask_grid: int = 8,
-                 mask_ratio: float = 0.25,
-                 mean: Optional[Tensor] = None,
-                 std: Optional[Tensor] = None):
-        super().__init__()
-        if not 0 <= prob <= 1:
-            raise ValueError(f'MultiViewGenerator: prob must be in [0, 1], got {prob}')
-        self.prob = float(prob)
-        self.crop_scale = tuple(crop_scale) if crop_scale else None
-        self.crop_ratio = tuple(crop_ratio)
-        self.rotation = float(rotation or 0)
-        self.brightness = float(brightness or 0)
-        self.contrast = float(contrast or 0)
-        self.saturation = float(saturation or 0)
-        self.noise_std = float(noise_std or 0)
-        self.mask_grid = int(mask_grid or 0)
-        self.mask_ratio = float(mask_ratio or 0)
-        # not persistent: the normalisation belongs to the data preprocessor, not the state
-        self.register_buffer('mean', None if mean is None else mean.reshape(1, -1, 1, 1).float(),
-                             persistent=False)
-        self.register_buffer('std', None if std is None else std.reshape(1, -1, 1, 1).float(),
-                             persistent=False)
-        self.last_selected: Optional[Tensor] = None
-
-    def forward(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-        B = x.shape[0]
-        selected = self._rand(B, device=x.device, generator=generator) < self.prob
-        self.last_selected = selected
-        if not bool(selected.any()):
-            return x
-        out = self.transform(x, generator)
-        return torch.where(selected[:, None, None, None], out, x)
-
-    @staticmethod
-    def _rand(*shape, device, generator) -> Tensor:
-        return torch.rand(shape, device=device, generator=generator)
-
-    def _uniform(self, low: float, high: float, n: int, x: Tensor, generator) -> Tensor:
-        return low + (high - low) * self._rand(n, device=x.device, generator=generator)
-
-    def transform(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-        """Every sample transformed (the random choice per sample is :meth:`forward`'s)."""
-        B, C, H, W = x.shape
-        dtype = x.dtype
-        x = x.float()
-        # 1. crop + rotation: one affine resampling per sample (in normalised space, so that
-        # grid_sample's zero padding is the mean colour)
-        if self.crop_scale or self.rotation:
-            cw = ch = x.new_ones(B)
-            cx = cy = x.new_zeros(B)
-            if self.crop_scale:
-                area = self._uniform(*self.crop_scale, B, x, generator)
-                log_r = self._uniform(math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1]),
-                                      B, x, generator)
-                cw = (area * log_r.exp()).sqrt().clamp(max=1.0)
-                ch = (area / log_r.exp()).sqrt().clamp(max=1.0)
-                cx = (2 * self._rand(B, device=x.device, generator=generator) - 1) * (1 - cw)
-                cy = (2 * self._rand(B, device=x.device, generator=generator) - 1) * (1 - ch)
-            angle = self._uniform(-self.rotation, self.rotation, B, x, generator) * math.pi / 180
-            cos, sin = angle.cos(), angle.sin()
-            theta = torch.stack([torch.stack([cw * cos, -ch * sin, cx], dim=1),
-                                 torch.stack([cw * sin, ch * cos, cy], dim=1)], dim=1)
-            grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
-            x = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-        # 2. + 3. colour and noise, in pixels
-        p = x if self.mean is None else x * self.std + self.mean
-        if self.brightness:
-            p = p * self._uniform(1 - self.brightness, 1 + self.brightness, B, x,
-                                  generator).view(B, 1, 1, 1)
-        if self.contrast:
-            c = self._uniform(1 - self.contrast, 1 + self.contrast, B, x,
-                              generator).view(B, 1, 1, 1)
-            m = self._grey(p).mean(dim=(1, 2, 3), keepdim=True)
-            p = (p - m) * c + m
-        if self.saturation and C == 3:
-            s = self._uniform(1 - self.saturation, 1 + self.saturation, B, x,
-                              generator).view(B, 1, 1, 1)
-            g = self._grey(p)
-            p = (p - g) * s + g
-        p = p.clamp(0, 255)
-        if self.noise_std:
-            noise = torch.randn(p.shape, device=p.device, generator=generator)
-            p = (p + self.noise_std * noise).clamp(0, 255)
-        x = p if self.mean is None else (p - self.mean) / self.std
-        # 4. patch mask
-        if self.mask_grid and self.mask_ratio:
-            g = self.mask_grid
-            cells = (self._rand(B, 1, g, g, device=x.device, generator=generator)
-                     < self.mask_ratio).float()
-            # 0 is the mean colour after normalisation (black for un-normalised input)
-            x = x * (1 - F.interpolate(cells, size=(H, W), mode='nearest'))
-        return x.to(dtype)
-
-    @staticmethod
-    def _grey(p: Tensor) -> Tensor:
-        if p.shape[1] == 3:
-            w = p.new_tensor(_GREY_RGB).view(1, 3, 1, 1)
-            return (p * w).sum(dim=1, keepdim=True)
-        return p.mean(dim=1, keepdim=True)
-
 
 @MODELS.register_module()
 class CrossArchDistiller(ClassificationDistiller):
@@ -168,7 +35,7 @@ class CrossArchDistiller(ClassificationDistiller):
       Needs ``optim_wrapper=dict(constructor='CrossArchOptimWrapperConstructor',
       student=dict(optimizer=...), discriminator=dict(optimizer=...))``.
       The iteration count is the persistent buffer ``train_iter``, so a resumed run keeps the
-      discriminator's schedule. Distributed: :class:`CrossArchDDP`.
+      discriminator's schedule. Distributed: :class:`~mmkd.models.wrappers.CrossArchDDP`.
     - **Noisy evaluation** (``noisy_eval=dict(...)``, MultiViewGenerator arguments, ``prob``
       defaulting to 1): val/test also predict on transformed images and store them as
       ``noisy_pred_score``/``noisy_pred_label``, reported by
@@ -189,9 +56,8 @@ class CrossArchDistiller(ClassificationDistiller):
         if d_interval < 1:
             raise ValueError(f'CrossArchDistiller: d_interval must be >= 1, got {d_interval}')
         self.d_interval = int(d_interval)
-        pre = self.data_preprocessor
-        norm = (dict(mean=pre.mean.flatten(), std=pre.std.flatten())
-                if getattr(pre, '_enable_normalize', False) else {})
+        own = preprocessor_norm(self.data_preprocessor)
+        norm = dict(mean=own[0], std=own[1]) if own is not None else {}
         self.multi_view = (MultiViewGenerator(**multi_view, **norm)
                            if multi_view is not None else None)
         if noisy_eval is not None:
@@ -203,16 +69,41 @@ class CrossArchDistiller(ClassificationDistiller):
         self._noisy_generator: Optional[torch.Generator] = None
         self.register_buffer('train_iter', torch.zeros((), dtype=torch.long))
         self._in_train_step = False
+        # The discriminators have their own optimizer and DDP reducer, so they are children of
+        # the distiller, beside the student, not of the losses: a loss keeps an unregistered
+        # reference to its own (as DistillLoss.bind does for the teacher's parts).
+        self.discriminators = nn.ModuleDict()
+        for name, loss in self.distill_losses.items():
+            d = getattr(loss, 'discriminator', None)
+            if isinstance(d, nn.Module) and callable(getattr(loss, 'discriminator_loss', None)):
+                delattr(loss, 'discriminator')
+                loss.bind('discriminator', d)
+                self.discriminators[name] = d
+        self.register_load_state_dict_pre_hook(_discriminator_keys_of_older_checkpoints)
 
     # -- parts ----------------------------------------------------------------------------
     def adversarial_losses(self) -> Dict[str, nn.Module]:
-        """The distillation losses that own a discriminator (``discriminator_loss``)."""
-        return {name: loss for name, loss in self.distill_losses.items()
-                if callable(getattr(loss, 'discriminator_loss', None))
-                and isinstance(getattr(loss, 'discriminator', None), nn.Module)}
+        """The distillation losses with a discriminator (``discriminator_loss``)."""
+        return {name: self.distill_losses[name] for name in self.discriminators}
 
-    def discriminators(self) -> List[nn.Module]:
-        return [loss.discriminator for loss in self.adversarial_losses().values()]
+    def update_steps(self) -> Dict[str, 'UpdateStep']:
+        """Each update as a module of the children it trains, under the distiller's names:
+        ``student`` (every child but the discriminators: the student, the losses' projectors;
+        its forward is :meth:`forward`) and, when a loss has one, ``discriminator``
+        (``discriminators``; its forward is :meth:`discriminator_loss`). The one split of the
+        parameters between the two updates: the optimizer constructor builds an optimizer on
+        each, :class:`~mmkd.models.wrappers.CrossArchDDP` a DDP reducer over each."""
+        steps = dict(student=UpdateStep({n: m for n, m in self.named_children()
+                                         if n != 'discriminators'}, self.forward))
+        if len(self.discriminators):
+            steps['discriminator'] = UpdateStep(dict(discriminators=self.discriminators),
+                                                self.discriminator_loss)
+        covered = {id(p) for step in steps.values() for p in step.parameters()}
+        left = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in covered]
+        if left:
+            raise ValueError(f'{type(self).__name__}: trainable parameters outside the student '
+                             f'and discriminator updates: {left}')
+        return steps
 
     # -- inputs ---------------------------------------------------------------------------
     def student_inputs(self, inputs: Tensor) -> Tensor:
@@ -227,19 +118,12 @@ class CrossArchDistiller(ClassificationDistiller):
                 'CrossArchDistiller trains through its own train_step (two optimizers, '
                 'alternating updates), but a model wrapper called its loss directly. For '
                 'distributed training set '
-                "model_wrapper_cfg=dict(type='mmkd.models.distillers.CrossArchDDP')")
+                "model_wrapper_cfg=dict(type='mmkd.models.wrappers.CrossArchDDP')")
         return super().loss(inputs, data_samples)
 
     def discriminator_loss(self) -> Tensor:
         """Sum of the discriminators' L_MAD on the last student step's (detached) tokens."""
         return sum(loss.discriminator_loss() for loss in self.adversarial_losses().values())
-
-    def forward(self, inputs: Optional[Tensor] = None, data_samples=None, mode: str = 'tensor'):
-        # 'discriminator': the discriminator step's loss, as a forward so that a DDP wrapper
-        # all-reduces its gradients
-        if mode == 'discriminator':
-            return self.discriminator_loss()
-        return super().forward(inputs, data_samples, mode)
 
     # -- the step -------------------------------------------------------------------------
     def _wrappers(self, optim_wrapper) -> Tuple[OptimWrapper, Optional[OptimWrapper]]:
@@ -260,35 +144,31 @@ class CrossArchDistiller(ClassificationDistiller):
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: Union[OptimWrapper, OptimWrapperDict],
-                   model: Optional[nn.Module] = None,
-                   discriminator_model: Optional[nn.Module] = None) -> Dict[str, Tensor]:
+                   steps: Optional[Dict[str, nn.Module]] = None) -> Dict[str, Tensor]:
         """One student update, then (every ``d_interval`` iterations) one discriminator
-        update. ``model``: what runs the student update's forward, the distiller itself or a
-        DDP wrapper of it (which then all-reduces that update's gradients);
-        ``discriminator_model``: the same for the discriminator update, default ``model``.
-        :class:`CrossArchDDP` passes one DDP reducer per update."""
+        update. ``steps``: what runs each update's forward, by default :meth:`update_steps`;
+        :class:`~mmkd.models.wrappers.CrossArchDDP` passes a DDP reducer over each, which then
+        all-reduces that update's gradients."""
         s_wrapper, d_wrapper = self._wrappers(optim_wrapper)
-        model = self if model is None else model
-        d_model = model if discriminator_model is None else discriminator_model
+        steps = steps or self.update_steps()
         it = int(self.train_iter)
 
         # student + projectors: distillation losses (L_MVG with gradient) + CE
         self._in_train_step = True
         try:
-            with s_wrapper.optim_context(model):
+            with s_wrapper.optim_context(steps['student']):
                 data = self.data_preprocessor(data, True)
-                losses = (model(**data, mode='loss') if isinstance(data, dict)
-                          else model(*data, mode='loss'))
+                losses = (steps['student'](**data, mode='loss') if isinstance(data, dict)
+                          else steps['student'](*data, mode='loss'))
         finally:
             self._in_train_step = False
         parsed, log_vars = self.parse_losses(losses)
         s_wrapper.update_params(parsed)
-        adversarial = self.adversarial_losses()
 
         # discriminator: L_MAD on this iteration's detached tokens
-        if adversarial and it % self.d_interval == 0:
-            with d_wrapper.optim_context(d_model):
-                d_loss = d_model(mode='discriminator')
+        if d_wrapper is not None and it % self.d_interval == 0:
+            with d_wrapper.optim_context(steps['discriminator']):
+                d_loss = steps['discriminator']()
             d_wrapper.update_params(d_loss)
             # added after parse_losses: logged, not part of the student's total 'loss'
             log_vars['loss_mad'] = d_loss.detach()
@@ -319,148 +199,30 @@ class CrossArchDistiller(ClassificationDistiller):
         return samples
 
 
-@MODEL_WRAPPERS.register_module()
-class CrossArchDDP(MMDistributedDataParallel):
-    """Distributed data parallel for :class:`CrossArchDistiller`:
-    ``model_wrapper_cfg=dict(type='mmkd.models.distillers.CrossArchDDP')`` (the full path:
-    MMEngine's Runner looks the wrapper up in its root registry, which does not see mmkd's scope).
+class UpdateStep(nn.Module):
+    """One update of :class:`CrossArchDistiller` as a module: the children it trains (shared
+    with the distiller, under the same names, so ``paramwise_cfg`` keys match) and a forward
+    that computes its loss. A DDP reducer over it syncs exactly that update's parameters."""
 
-    MMEngine's DDP wrapper runs its own single-optimizer step; this one runs the distiller's
-    alternating step. The two updates train disjoint parameters (the student's forward uses the
-    discriminator only through detached parameters, L_MAD only detached tokens), so one reducer
-    over all of them would miss half of its gradients in every update and need
-    ``find_unused_parameters=True``: an extra autograd traversal per step, and a switch that
-    would also hide a parameter that silently never trains. Hence two reducers over the same
-    module, each ignoring the other's parameters: this wrapper's own (the student and the
-    projectors, and the buffers, synced as by a plain DDP) for the student update, and
-    :attr:`discriminator_ddp` (kept outside the module tree, so that state dicts and
-    ``modules()`` are those of one DDP) for the discriminator update. Each update then gives
-    every parameter of its reducer a gradient, as DDP's default ``find_unused_parameters=False``
-    requires; ``model_wrapper_cfg`` arguments (that one too, when set) apply to both reducers.
-    """
+    def __init__(self, children: Dict[str, nn.Module], forward: Callable):
+        super().__init__()
+        for name, module in children.items():
+            self.add_module(name, module)
+        self.loss_fn = forward
 
-    def __init__(self, module, detect_anomalous_params: bool = False, **kwargs):
-        d_names = self._discriminator_names(module)
-        others = self._names(module) - d_names
-        user_ignored = set(getattr(module, '_ddp_params_and_buffers_to_ignore', ()))
-        with self._ignoring(module, user_ignored | d_names):
-            super().__init__(module=module, detect_anomalous_params=detect_anomalous_params,
-                             **kwargs)
-        d_ddp = None
-        if any(p.requires_grad for n, p in module.named_parameters()
-               if n in d_names - user_ignored):
-            with self._ignoring(module, user_ignored | others):
-                d_ddp = DistributedDataParallel(module=module, **kwargs)
-        # not a registered sub-module: state_dict(), modules() and .to() stay those of one DDP
-        object.__setattr__(self, 'discriminator_ddp', d_ddp)
-
-    @staticmethod
-    def _names(module: nn.Module) -> set:
-        names = {n for n, _ in module.named_parameters()} | {n for n, _ in module.named_buffers()}
-        # DDP names a root module's own parameter '.name' when it builds its reducer
-        return names | {f'.{n}' for n in names if '.' not in n}
-
-    @staticmethod
-    def _discriminator_names(module: nn.Module) -> set:
-        discriminators = getattr(module, 'discriminators', lambda: [])()
-        d_ids = {id(m) for d in discriminators for m in d.modules()}
-        names = set()
-        for prefix, sub in module.named_modules():
-            if id(sub) in d_ids:
-                names |= {f'{prefix}.{n}' for n, _ in sub.named_parameters(recurse=False)}
-                names |= {f'{prefix}.{n}' for n, _ in sub.named_buffers(recurse=False)}
-        return names
-
-    @staticmethod
-    @contextmanager
-    def _ignoring(module: nn.Module, names: set):
-        """What a DDP built inside ignores: DDP reads (copies)
-        ``module._ddp_params_and_buffers_to_ignore`` in its constructor. Set directly rather
-        than by ``DistributedDataParallel._set_params_and_buffers_to_ignore_for_model``, which
-        also tags each parameter ``_ddp_ignored`` for good: with two reducers every parameter
-        would end up tagged. The user's own setting is restored afterwards."""
-        missing = object()
-        before = module.__dict__.get('_ddp_params_and_buffers_to_ignore', missing)
-        module._ddp_params_and_buffers_to_ignore = sorted(names)
-        try:
-            yield
-        finally:
-            if before is missing:
-                del module._ddp_params_and_buffers_to_ignore
-            else:
-                module._ddp_params_and_buffers_to_ignore = before
-
-    def train_step(self, data, optim_wrapper):
-        return self.module.train_step(data, optim_wrapper, model=self,
-                                      discriminator_model=self.discriminator_ddp)
+    def forward(self, *args, **kwargs):
+        return self.loss_fn(*args, **kwargs)
 
 
-def _mirror(module: nn.Module, keep: set, drop: set, own_params: bool) -> Optional[nn.Module]:
-    """A module tree sharing ``module``'s parameters and names, restricted to the sub-modules
-    in ``keep`` (taken whole) minus those in ``drop`` (ids). ``own_params``: also take the
-    direct parameters of the containers on the way. None when nothing is left."""
-    if id(module) in drop:
-        return None
-    if id(module) in keep and not any(id(m) in drop for m in module.modules()):
-        return module
-    node = nn.Module()
-    found = False
-    if own_params or id(module) in keep:
-        for name, param in module.named_parameters(recurse=False):
-            node.register_parameter(name, param)
-            found = True
-    for name, child in module.named_children():
-        sub = _mirror(child, keep if id(module) not in keep else keep | {id(child)}, drop,
-                      own_params)
-        if sub is not None:
-            node.add_module(name, sub)
-            found = True
-    return node if found else None
-
-
-@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class CrossArchOptimWrapperConstructor:
-    """Two optimizer wrappers for :class:`CrossArchDistiller`: ``student`` for every trainable
-    parameter but the discriminators (the student and the projectors), ``discriminator`` for the
-    discriminators. Each is built by MMEngine's ``DefaultOptimWrapperConstructor`` on a view
-    of the distiller that keeps the parameter names (``paramwise_cfg`` keys match as usual)::
-
-        optim_wrapper = dict(
-            constructor='CrossArchOptimWrapperConstructor',
-            student=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)),
-            discriminator=dict(optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.999))))
-
-    A top-level ``paramwise_cfg``, and any other top-level key (e.g. ``type='AmpOptimWrapper'``
-    and ``loss_scale`` as ``tools/train.py --amp`` sets them), are defaults of both wrappers.
-    """
-
-    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
-        cfg = dict(optim_wrapper_cfg)
-        missing = {'student', 'discriminator'} - set(cfg)
-        if missing or 'optimizer' in cfg:
-            raise ValueError('CrossArchOptimWrapperConstructor: optim_wrapper needs the keys '
-                             "'student' and 'discriminator' (each with its optimizer), got "
-                             f'{sorted(cfg)}')
-        shared = {k: v for k, v in cfg.items() if k not in ('student', 'discriminator')}
-        self.optim_wrapper_cfg = {name: {**shared, **cfg[name]}
-                                  for name in ('student', 'discriminator')}
-        self.paramwise_cfg = paramwise_cfg
-
-    def __call__(self, model: nn.Module) -> OptimWrapperDict:
-        if is_model_wrapper(model):
-            model = model.module
-        if not hasattr(model, 'discriminators'):
-            raise TypeError('CrossArchOptimWrapperConstructor needs a CrossArchDistiller, got '
-                            f'{type(model).__name__}')
-        d_ids = {id(d) for d in model.discriminators()}
-        if not d_ids:
-            raise ValueError('CrossArchOptimWrapperConstructor: the distiller has no '
-                             'discriminator (no CAKDLoss in distill_losses)')
-        views = dict(student=_mirror(model, keep={id(model)}, drop=d_ids, own_params=True),
-                     discriminator=_mirror(model, keep=d_ids, drop=set(), own_params=False))
-        wrappers = {}
-        for name, view in views.items():
-            cfg = dict(self.optim_wrapper_cfg[name])
-            paramwise = cfg.pop('paramwise_cfg', None) or self.paramwise_cfg
-            wrappers[name] = DefaultOptimWrapperConstructor(cfg, paramwise)(view)
-        return OptimWrapperDict(**wrappers)
+def _discriminator_keys_of_older_checkpoints(module, state_dict, prefix, *args) -> None:
+    """Checkpoints written before the discriminators moved to the distiller hold a discriminator under its loss
+    (``distill_losses.<loss>.discriminator.*``); it is ``discriminators.<loss>.*`` now."""
+    old = [k for k in state_dict if k.startswith(prefix + 'distill_losses.')
+           and '.discriminator.' in k]
+    for key in old:
+        loss, _, rest = key[len(prefix + 'distill_losses.'):].partition('.discriminator.')
+        state_dict[f'{prefix}discriminators.{loss}.{rest}'] = state_dict.pop(key)
+    if old:
+        MMLogger.get_current_instance().info(
+            f'{len(old)} discriminator entries of an older checkpoint read as '
+            "'discriminators.<loss>.*'")

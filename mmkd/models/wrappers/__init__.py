@@ -1,0 +1,3 @@
+from .cross_arch_ddp import CrossArchDDP
+
+__all__ = ['CrossArchDDP']
