@@ -235,7 +235,8 @@ def load_state_strict(model: nn.Module, state: dict, what: str,
     state = {k: v for k, v in state.items() if not k.startswith('data_preprocessor.')}
     expected = [k for k in model.state_dict() if not k.startswith('data_preprocessor.')]
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in set(expected)]
+    known = set(expected)
+    unexpected = [k for k in state if k not in known]
     problems = []
     if missing:
         problems.append(f'missing keys ({len(missing)}): {_shorten(missing)}')
