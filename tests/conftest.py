@@ -14,6 +14,8 @@ MODELS_DIR = osp.join(ROOT, 'configs', '_base_', 'models')
 CNN = osp.join(MODELS_DIR, 'fmnist_resnet_small.py')
 VIT = osp.join(MODELS_DIR, 'fmnist_vit_small.py')
 DEIT = osp.join(MODELS_DIR, 'fmnist_deit_small.py')
+#: the Fashion-MNIST models' preprocessor (configs/_base_/datasets/fashion_mnist.py)
+PRE = dict(type='ClsDataPreprocessor', num_classes=10, mean=[72.94], std=[90.02], to_rgb=False)
 
 torch.set_num_threads(2)
 

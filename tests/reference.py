@@ -6,9 +6,33 @@ import numpy as np
 
 
 def softmax(z):
+    """Over the last axis."""
     z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max())
-    return e / e.sum()
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(z):
+    """Of a vector."""
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def conv2d(x, weight, bias=None):
+    """x (B, C, h, w), weight (O, C, k, k) with k odd -> (B, O, h, w): stride 1, zero padding
+    k // 2, cross-correlation as in torch; one output position at a time."""
+    B, C, h, w = x.shape
+    k = weight.shape[-1]
+    p = k // 2
+    padded = np.zeros((B, C, h + 2 * p, w + 2 * p))
+    padded[:, :, p:p + h, p:p + w] = x
+    out = np.empty((B, weight.shape[0], h, w))
+    for b in range(B):
+        for i in range(h):
+            for j in range(w):
+                out[b, :, i, j] = np.tensordot(weight, padded[b, :, i:i + k, j:j + k], axes=3)
+    return out if bias is None else out + np.asarray(bias)[None, :, None, None]
 
 
 def kd(s, t, T):

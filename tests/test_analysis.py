@@ -127,6 +127,7 @@ def images():
 
 
 # -- loading ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_loading_student_teacher_and_clear_errors(files, tmp_path):
     student, teacher = load_subjects(files['kd_cfg'], files['kd'])
     assert (student.role, teacher.role) == ('student', 'teacher')
@@ -188,6 +189,7 @@ def test_attention_recomputed_from_qkv_is_what_the_module_computes(images):
     torch.testing.assert_close(out, seen['out'], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_attention_maps_student_teacher_side_by_side(files, images, tmp_path):
     student, teacher = load_subjects(files['kd_cfg'], files['kd'])
     res = [A.collect_attention(s, images, layers=[0, 1, -1]) for s in (student, teacher)]
@@ -219,6 +221,7 @@ def test_attention_maps_student_teacher_side_by_side(files, images, tmp_path):
         A.collect_attention(student, images, layers=[4])
 
 
+@pytest.mark.slow
 def test_attention_cnn_gets_a_labelled_substitute(files, images, tmp_path):
     student, teacher = load_subjects(KD_CFG, files['kd'], teacher_ckpt=files['cnn0'])
     s = A.collect_attention(student, images, layers=[-1])
@@ -230,6 +233,7 @@ def test_attention_cnn_gets_a_labelled_substitute(files, images, tmp_path):
     read_png(tmp_path / 'l.png'), read_png(tmp_path / 'c.png')
 
 
+@pytest.mark.slow
 def test_attention_maps_cli(files):
     out = _cli(files, 'attention')
     d = files['dir'] / 'attn'
@@ -241,6 +245,7 @@ def test_attention_maps_cli(files):
     assert '16/16' in out  # the progress bar ran over the images
 
 
+@pytest.mark.slow
 def test_attention_cli_clear_error_for_cnn_only(files, tmp_path):
     """A CNN alone has no attention: the tool stops with a message (main() in-process)."""
     import importlib.util
@@ -276,6 +281,7 @@ def test_default_pairs_and_parsing():
         T.parse_pairs(['backbone.layers.1'])
 
 
+@pytest.mark.slow
 def test_transferability_itself_is_one_independent_models_lower(files, tmp_path):
     cfg = load_config(VIT_CFG)
     fit, ev = T.split_images(cfg, 64, 32, fit_split='test')  # disjoint: A = images 32..95
@@ -326,6 +332,7 @@ def test_token_and_map_features_meet_on_the_coarser_grid():
     assert xs.shape == (2, 64) and xt.shape == (2, 16)
 
 
+@pytest.mark.slow
 def test_transferability_cli(files):
     out = _cli(files, 'transfer')
     table = open(files['dir'] / 'transfer.md').read().splitlines()
@@ -339,6 +346,7 @@ def test_transferability_cli(files):
 
 
 # -- curves -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_curves_read_runs_and_plot(files, tmp_path):
     kd, alone = C.Run(files['run_kd']), C.Run(files['run_alone'])
     assert len(kd.files) == 2 and len(kd.train) == 16 and len(kd.val) == 4  # resumed: 2 files
@@ -363,6 +371,7 @@ def test_curves_read_runs_and_plot(files, tmp_path):
     assert C.unique_labels(['a/x/run', 'b/y/run']) == ['x/run', 'y/run']
 
 
+@pytest.mark.slow
 def test_plot_curves_cli(files):
     out = _cli(files, 'curves')
     assert 'vit_alone: 16 training and 4 validation records' in out

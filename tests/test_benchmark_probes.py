@@ -53,6 +53,7 @@ def test_final_losses_average_the_last_logged_iterations(tmp_path):
     assert out == dict(loss=4.0, loss_cls=8.0, **{'cakd.proj1': 0.5})
 
 
+@pytest.mark.slow
 @needs_fmnist
 def test_reduced_probe_run(tmp_path):
     work = tmp_path / 'probes'

@@ -143,6 +143,7 @@ def test_data_root_must_hold_the_idx_files(tmp_path):
         prepare_data(str(tmp_path), str(tmp_path / 'work'))
 
 
+@pytest.mark.slow
 @needs_fmnist
 def test_reduced_results_benchmark_every_row(tmp_path):
     """Every row of the table trains and is reported, from gzipped IDX files given by

@@ -1,7 +1,8 @@
 """Cross-Architecture KD: loss values against an independent float64 computation, gradients
 (the student's adversarial term moves the student, never the discriminator, and vice versa),
 multi-view inputs, alternating updates and resume through a real Runner, noisy evaluation,
-every ImageNet config for one real step, and a short tools/train.py run on Fashion-MNIST."""
+the ImageNet configs' settings (each config's build and train step: test_configs.py), and a
+short tools/train.py run on Fashion-MNIST."""
 import copy
 import glob
 import math
@@ -20,24 +21,16 @@ import mmkd  # noqa: F401
 from mmkd.models import MultiViewGenerator
 from mmkd.models.losses.cakd import CAKDLoss, window_ids
 from mmkd.registry import MODELS
-from conftest import CNN, FMNIST, ROOT, VIT, random_batch
+from conftest import CNN, FMNIST, PRE, ROOT, VIT, random_batch
+from reference import conv2d, softmax
 
 pytestmark = pytest.mark.filterwarnings('ignore:pkg_resources is deprecated')
 IMAGENET_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'cakd', '*_in1k.py')))
 FMNIST_CFG = 'configs/cakd/fmnist_resnet-small_vit-small.py'
-PRE = dict(type='ClsDataPreprocessor', num_classes=10, mean=[72.94], std=[90.02], to_rgb=False)
 OPTIM = dict(constructor='CrossArchOptimWrapperConstructor',
              student=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
                           clip_grad=dict(max_norm=5.0)),
              discriminator=dict(optimizer=dict(type='Adam', lr=1e-3)))
-
-
-@pytest.fixture(autouse=True)
-def mmkd_scope():
-    """The scope a runner sets from ``default_scope='mmkd'``."""
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('mmkd'):
-        yield
 
 
 def distiller_cfg(**kwargs):
@@ -59,25 +52,6 @@ def build(**kwargs):
 # -- independent reference (float64 NumPy, explicit loops) ----------------------------------
 def np64(t):
     return t.detach().double().numpy()
-
-
-def conv3x3(x, weight, bias):
-    """x (B, C, h, w), weight (O, C, 3, 3), zero padding 1 -> (B, O, h, w)."""
-    B, C, h, w = x.shape
-    padded = np.zeros((B, C, h + 2, w + 2))
-    padded[:, :, 1:-1, 1:-1] = x
-    out = np.empty((B, weight.shape[0], h, w))
-    for b in range(B):
-        for i in range(h):
-            for j in range(w):
-                window = padded[b, :, i:i + 3, j:j + 3]
-                out[b, :, i, j] = np.tensordot(weight, window, axes=3) + bias
-    return out
-
-
-def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def attn(q, k, v):
@@ -110,7 +84,7 @@ def reference_cakd(s_feat, t_qkv, t_tokens, masks, loss):
     N = h * w
     proj = []
     for conv in (loss.pca.q, loss.pca.k, loss.pca.v):
-        out = conv3x3(s_feat, np64(conv.weight), np64(conv.bias))
+        out = conv2d(s_feat, np64(conv.weight), np64(conv.bias))
         proj.append(out.reshape(B, d, N).transpose(0, 2, 1))  # row-major tokens
     q_s, k_s, v_s = proj
     # the teacher's q, k, v: head h of q is channels [h*d, (h+1)*d), k follows at D, v at 2D
@@ -512,6 +486,7 @@ def runner(work_dir, name, model, train_cfg, hooks=(), **kwargs):
                   randomness=dict(seed=0), **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings('ignore:teacher_ckpt=None')
 def test_alternating_updates_through_a_runner(tmp_path):
     recorder = ChangeRecorder()
@@ -526,6 +501,7 @@ def test_alternating_updates_through_a_runner(tmp_path):
     assert int(run.model.train_iter) == 11
 
 
+@pytest.mark.slow
 def test_resume_restores_both_optimizers_and_the_schedule(tmp_path):
     from mmkd.models.builder import build_model
     torch.manual_seed(0)
@@ -577,30 +553,8 @@ def test_public_code_ramp_is_the_schedule_hook():
         assert value == pytest.approx(ramp), epoch
 
 
-@pytest.mark.parametrize('path', IMAGENET_CONFIGS, ids=osp.basename)
-def test_imagenet_config_builds_and_trains_one_step(path):
-    from mmpretrain.structures import DataSample
-    cfg = Config.fromfile(path)
-    cfg.model.teacher_ckpt = None
-    with pytest.warns(UserWarning, match='RANDOM'):
-        model = MODELS.build(cfg.model)
-    model.train()
-    g = torch.Generator().manual_seed(0)
-    data = dict(inputs=[torch.randint(0, 256, (3, 224, 224), generator=g, dtype=torch.uint8)
-                        for _ in range(2)],
-                data_samples=[DataSample().set_gt_label(i) for i in (3, 7)])
-    disc = model.discriminators['loss_cakd']
-    d_before = [p.clone() for p in disc.parameters()]
-    log = model.train_step(data, build_optim_wrapper(model, cfg.optim_wrapper))
-    assert {'loss', 'loss_cls', 'loss_cakd', 'loss_mad', 'cakd.mvg'} <= set(log)
-    # the discriminator's loss is logged, not added to the student's total
-    assert log['loss'].item() == pytest.approx(log['loss_cls'].item() + log['loss_cakd'].item(),
-                                               rel=1e-5)
-    assert all(torch.isfinite(v) for v in log.values())
-    assert any(not torch.equal(a, b) for a, b in zip(d_before, disc.parameters()))
-
-
 # -- the tool ------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
                     reason='Fashion-MNIST not prepared: run tools/setup_env.sh')
 def test_train_tool_on_fashion_mnist_logs_saves_and_exports(tmp_path):

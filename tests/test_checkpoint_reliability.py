@@ -182,6 +182,7 @@ def _log_text(work_dir):
                    for f in files if f.endswith('.log'))
 
 
+@pytest.mark.slow
 @needs_data
 def test_runner_resume_falls_back_from_a_damaged_last_checkpoint(tmp_path):
     _iter_runner(tmp_path, 4).train()
@@ -197,6 +198,7 @@ def test_runner_resume_falls_back_from_a_damaged_last_checkpoint(tmp_path):
     assert 'cut short' in log
 
 
+@pytest.mark.slow
 @needs_data
 def test_runner_refuses_a_damaged_explicit_resume_checkpoint(tmp_path):
     _iter_runner(tmp_path, 2).train()
@@ -208,6 +210,7 @@ def test_runner_refuses_a_damaged_explicit_resume_checkpoint(tmp_path):
         runner.train()
 
 
+@pytest.mark.slow
 @needs_data
 def test_killed_while_saving_then_resumed(tmp_path):
     """tools/train.py SIGKILLed while it writes iter_6.pth (the test backend stops half-way
@@ -336,6 +339,7 @@ def test_extract_student_names_a_damaged_input(teacher_ckpt, tmp_path, capsys, m
     assert not out.exists()
 
 
+@pytest.mark.slow
 @needs_data
 def test_test_tool_names_a_damaged_checkpoint(tmp_path):
     """tools/test.py (any config: its plain CheckpointHook is replaced) refuses a damaged

@@ -58,6 +58,7 @@ def test_getattr_is_allowed_only_for_history_buffer_statistics(tmp_path):
         torch.load(path)
 
 
+@pytest.mark.slow
 def test_history_buffer_loads_in_a_fresh_process(tmp_path):
     # HistoryBuffer's method registry is empty until a first buffer is created: loading a
     # checkpoint must not depend on that.

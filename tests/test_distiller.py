@@ -6,9 +6,7 @@ from mmengine.optim import build_optim_wrapper
 
 import mmkd  # noqa: F401
 from mmkd.registry import MODELS
-from conftest import CNN, DEIT, VIT, random_batch
-
-PRE = dict(type='ClsDataPreprocessor', num_classes=10, mean=[72.94], std=[90.02], to_rgb=False)
+from conftest import CNN, DEIT, PRE, VIT, random_batch
 
 
 def build(teacher_ckpt, **kwargs):

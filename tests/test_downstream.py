@@ -4,8 +4,8 @@ A tiny ResNet and a tiny ViT (patch 16) student are distilled for a few iteratio
 tools/model_converters/extract_student.py, and fine-tuned for a few iterations on CPU through
 tools/train.py with small configs inheriting from configs/downstream/, on COCO- and
 ADE20K-format sets generated here; their evaluations (bbox/segm mAP, mIoU) run. The backbone
-equals the exported student at the start of fine-tuning, a mismatched checkpoint is an error
-naming the keys, and the full-size configs build and run one loss step.
+equals the exported student at the start of fine-tuning and a mismatched checkpoint is an error
+naming the keys (the full-size configs build and run one loss step in test_configs.py).
 """
 import json
 import os.path as osp
@@ -281,6 +281,7 @@ def _backbone_at_start(config, work_dir):
 CASES = [('det', 'resnet'), ('det', 'vit'), ('seg', 'vit'), ('seg', 'resnet')]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task,kind', CASES)
 def test_finetune_from_exported_student(task, kind, data, students, tmp_path):
     config = downstream_config(task, kind, tmp_path, data, students[kind])
@@ -311,6 +312,7 @@ def test_finetune_from_exported_student(task, kind, data, students, tmp_path):
     assert osp.isfile(work / 'iter_4.pth')
 
 
+@pytest.mark.slow
 def test_mismatched_backbone_checkpoint_is_an_error_naming_keys(students, tmp_path):
     from mmengine.registry import DefaultScope
 
@@ -341,85 +343,3 @@ def test_mismatched_backbone_checkpoint_is_an_error_naming_keys(students, tmp_pa
     with pytest.raises(ValueError, match='backbone_ckpt'):
         from mmkd.downstream import StrictPretrainedInit
         StrictPretrainedInit(checkpoint=None)(torch.nn.Linear(2, 2))
-
-
-# ---------------------------------------------------------------- full-size configs
-FULL = ['mask-rcnn_r18-student_fpn_1x_coco.py', 'mask-rcnn_r50-student_fpn_1x_coco.py',
-        'mask-rcnn_deit-s-student_simple-fpn_lsj-100e_coco.py',
-        'mask-rcnn_deit-t-student_simple-fpn_lsj-100e_coco.py',
-        'upernet_r18-student_4xb4-160k_ade20k-512x512.py',
-        'upernet_r50-student_4xb4-160k_ade20k-512x512.py',
-        'upernet_deit-s-student_mln_8xb2-160k_ade20k-512x512.py',
-        'upernet_deit-t-student_mln_8xb2-160k_ade20k-512x512.py']
-STEP_SIZE = 128  # px: one loss step at 1024 (COCO) / 512 (ADE20K) is too slow on 2 shared cores
-
-
-def _det_batch(size, num_classes=80):
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
-    g = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(2):
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        pad_shape=(size, size), scale_factor=(1.0, 1.0),
-                                        batch_input_shape=(size, size)))
-        boxes = torch.tensor([[10., 20., 70., 100.], [40., 30., 120., 110.]])
-        masks = np.zeros((2, size, size), np.uint8)
-        for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
-            masks[i, y1:y2, x1:x2] = 1
-        s.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([1, 5]),
-                                      masks=BitmapMasks(masks, size, size))
-        samples.append(s)
-    return dict(inputs=[torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
-                        for _ in range(2)], data_samples=samples)
-
-
-def _seg_batch(size):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(2):
-        s = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        pad_shape=(size, size)))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, size, size), generator=g))
-        samples.append(s)
-    return dict(inputs=[torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
-                        for _ in range(2)], data_samples=samples)
-
-
-@pytest.mark.parametrize('name', FULL)
-def test_full_size_config_builds_and_steps(name):
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import DefaultScope, init_default_scope
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/downstream', name))
-    assert cfg.model.backbone.init_cfg.type == 'StrictPretrained'
-    assert cfg.model.backbone.init_cfg.checkpoint == cfg.backbone_ckpt
-    cfg.model.backbone.init_cfg = None  # no exported student here: random weights
-    task = 'det' if name.startswith('mask-rcnn') else 'seg'
-    scope = dict(det='mmdet', seg='mmseg')[task]
-    assert cfg.default_scope == scope
-    with DefaultScope.overwrite_default_scope(scope):
-        init_default_scope(scope)
-        if task == 'det':
-            from mmdet.registry import MODELS
-            augments = cfg.model.data_preprocessor.get('batch_augments')
-            if augments:  # the LSJ configs pad every batch to 1024 x 1024
-                augments[0].size = (STEP_SIZE, STEP_SIZE)
-            batch = _det_batch(STEP_SIZE)
-        else:
-            from mmseg.registry import MODELS
-            cfg.model.data_preprocessor.size = (STEP_SIZE, STEP_SIZE)  # 512 x 512 crops
-            batch = _seg_batch(STEP_SIZE)
-        torch.manual_seed(0)
-        model = revert_sync_batchnorm(MODELS.build(cfg.model))  # SyncBN needs a process group
-        model.init_weights()
-        model.train()
-        data = model.data_preprocessor(batch, True)
-        losses = model(**data, mode='loss')
-        loss, _ = model.parse_losses(losses)
-        assert torch.isfinite(loss), losses
-        loss.backward()
-        grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
-        assert any(g is not None and g.abs().sum() > 0 for g in grads)

@@ -97,6 +97,7 @@ CASES = [('configs/results/vit_vitkd.py', False, 'distill_losses.loss_vitkd.'),
          ('configs/results/cnn_fitnet.py', True, 'distill_losses.loss_fitnet.')]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config,update_buffers,distill_prefix', CASES)
 def test_ema_averages_student_only_validates_and_exports(config, update_buffers, distill_prefix,
                                                          tmp_path):

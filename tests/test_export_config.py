@@ -74,6 +74,7 @@ def inferencer_scores(config, ckpt, dataset):
     return torch.stack([torch.as_tensor(r['pred_scores']) for r in results])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', [KD, CSKD])
 def test_exported_student_runs_in_test_tool_and_inferencer(config, teacher_ckpt, tmp_path):
     ckpt = tmp_path / 'distill.pth'

@@ -73,6 +73,7 @@ def test_attention_products_are_counted():
     assert complexity(VITKD)['parts']['student']['flops'] - without == 4 * 4 * 17 * 17 * 32
 
 
+@pytest.mark.slow
 def test_cli_prints_and_writes_json(tmp_path):
     out = tmp_path / 'flops.json'
     proc = subprocess.run([sys.executable, 'tools/analysis/get_flops.py', CSKD, '--shape', '28',

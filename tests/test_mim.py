@@ -13,6 +13,8 @@ import pytest
 from conftest import FMNIST, ROOT
 from tools_helpers import PY, run_tool
 
+pytestmark = pytest.mark.slow  # pip and mim in subprocesses
+
 #: what setup.py needs to build mmkd (the rest of the checkout stays out of the copy)
 SOURCES = ('setup.py', 'MANIFEST.in', 'model-index.yml', 'mmkd', 'configs', 'tools',
            'requirements')

@@ -86,6 +86,7 @@ def _log_text(work_dir):
                    for f in files if f.endswith('.log'))
 
 
+@pytest.mark.slow
 @needs_data
 def test_nan_distillation_loss_stops_the_run_naming_it(tmp_path):
     runner = _runner(tmp_path, at={3}, max_iters=5)
@@ -99,6 +100,7 @@ def test_nan_distillation_loss_stops_the_run_naming_it(tmp_path):
     assert _adam_steps(runner) == {2}  # ... whose step never reached the optimizer
 
 
+@pytest.mark.slow
 @needs_data
 def test_skip_mode_drops_the_step_counts_and_continues(tmp_path):
     runner = _runner(tmp_path, at={2}, max_iters=4, nan_guard=dict(action='skip', max_skips=1))
@@ -115,6 +117,7 @@ def test_skip_mode_drops_the_step_counts_and_continues(tmp_path):
     assert 'nan_skips: 1' in log  # in the logged line of every iteration from then on
 
 
+@pytest.mark.slow
 @needs_data
 def test_skip_mode_stops_after_max_skips(tmp_path):
     runner = _runner(tmp_path, at={1, 3}, max_iters=5, nan_guard=dict(action='skip',
@@ -214,6 +217,7 @@ def _ddp_skip_worker(rank: int, port: int, queue) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_skip_mode_under_mmengine_ddp_skips_on_every_rank():
     import socket
     import torch.multiprocessing as mp

@@ -13,11 +13,10 @@ import mmkd  # noqa: F401
 from mmkd.datasets import UNLABELLED, PartialLabels
 from mmkd.models.builder import build_model
 from mmkd.registry import DATASETS, MODELS
-from conftest import FMNIST, MODELS_DIR
+from conftest import FMNIST, MODELS_DIR, PRE
 
 needs_data = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
                                 reason='Fashion-MNIST not prepared (tools/setup_env.sh)')
-PRE = dict(type='ClsDataPreprocessor', num_classes=10, mean=[72.94], std=[90.02], to_rgb=False)
 
 
 def _batch(num_labelled, n=8):

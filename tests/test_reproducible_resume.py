@@ -112,11 +112,13 @@ def straight(tmp_path_factory):
     return _train(_cfg(tmp_path_factory.mktemp('straight')))
 
 
+@pytest.mark.slow
 def test_resume_after_an_epoch_is_bit_identical(straight, tmp_path):
     resumed = _preempted_then_resumed(tmp_path, dict(epoch=1), 'epoch_1.pth')
     assert _different(straight, resumed) == []
 
 
+@pytest.mark.slow
 def test_resume_in_the_middle_of_an_epoch_is_bit_identical(straight, tmp_path):
     # iteration 6 of 8: 2 of epoch 2's 4 batches trained before the checkpoint
     resumed = _preempted_then_resumed(tmp_path, dict(iteration=6), 'iter_6.pth',
@@ -124,6 +126,7 @@ def test_resume_in_the_middle_of_an_epoch_is_bit_identical(straight, tmp_path):
     assert _different(straight, resumed) == []
 
 
+@pytest.mark.slow
 def test_cross_architecture_kd_resumes_bit_identical_in_the_middle_of_an_epoch(tmp_path):
     straight = _train(_cfg(tmp_path / 'straight', config=CAKD))
     assert any(k.startswith('distill_losses.') for k in straight)  # projectors, discriminator
@@ -132,6 +135,7 @@ def test_cross_architecture_kd_resumes_bit_identical_in_the_middle_of_an_epoch(t
     assert _different(straight, resumed) == []
 
 
+@pytest.mark.slow
 def test_without_the_hook_the_resumed_run_ends_elsewhere(tmp_path):
     straight = _train(_cfg(tmp_path / 'straight', reproducible=False))
     resumed = _preempted_then_resumed(tmp_path / 'halves', dict(epoch=1), 'epoch_1.pth',
@@ -154,6 +158,7 @@ def test_config_is_set_up_and_checked():
         make_resume_reproducible(plain)
 
 
+@pytest.mark.slow
 def test_hook_refuses_a_dataloader_it_cannot_replay(tmp_path):
     cfg = _cfg(tmp_path, reproducible=False)
     cfg.custom_hooks = [dict(type='mmkd.ReproducibleResumeHook')]

@@ -60,6 +60,7 @@ def _runner(tmp_path, schedule, by_epoch=True, **train_cfg):
     return runner_from_cfg(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')), reason='no data')
 def test_hook_follows_epochs_and_resumes(tmp_path):
     sched = dict(loss='loss_kd', type='linear', begin=0, end=None, start_value=1.0, end_value=0.0)
@@ -76,6 +77,7 @@ def test_hook_follows_epochs_and_resumes(tmp_path):
     assert [(e, v) for e, _, v in seen] == [(e, pytest.approx(1 - e / 4)) for e in (2, 3) for _ in range(2)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')), reason='no data')
 def test_hook_follows_iterations(tmp_path):
     sched = dict(loss='loss_kd', type='cos', by_epoch=False, start_value=1.0, end_value=0.0)
@@ -85,6 +87,7 @@ def test_hook_follows_iterations(tmp_path):
     assert [v for _, _, v in seen] == [pytest.approx(math.cos(math.pi / 2 * i / 5)) for i in range(5)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')), reason='no data')
 def test_relative_schedule_is_a_fraction_of_the_run(tmp_path):
     """The public CAKD ramp min(max(e - 25, 0) / 50, 0.2) of 120 epochs, shrunk to 12 iterations:
@@ -106,6 +109,7 @@ def test_relative_schedule_rejects_bounds_outside_the_run():
         DistillScheduleHook([dict(loss='loss_kd', relative=True, begin=25, end=35)])
 
 
+@pytest.mark.slow
 def test_hook_rejects_unknown_loss_or_attr(tmp_path):
     from mmkd.engine import DistillScheduleHook
     with pytest.raises(ValueError, match='unknown keys'):
@@ -115,6 +119,7 @@ def test_hook_rejects_unknown_loss_or_attr(tmp_path):
         runner.call_hook('before_run')
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')), reason='no data')
 def test_scheduled_value_is_logged_as_set_not_smoothed(tmp_path):
     sched = dict(loss='loss_kd', type='linear', begin=0, end=None, start_value=1.0, end_value=0.0)

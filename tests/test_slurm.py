@@ -68,6 +68,7 @@ def split_srun(argv):
     return argv[:i], argv[i:]
 
 
+@pytest.mark.slow
 def test_slurm_train_defaults(fake_bin):
     _, argv, env = fake_bin('slurm_train.sh', ['gpu', 'kd_vit', CONFIG, 'work_dirs/kd_vit'])
     srun, cmd = split_srun(argv)
@@ -78,6 +79,7 @@ def test_slurm_train_defaults(fake_bin):
     assert env['PYTHONPATH'].split(os.pathsep)[0] == osp.join(TOOLS, '..')  # mmkd importable
 
 
+@pytest.mark.slow
 def test_slurm_train_multi_node_and_extra_args(fake_bin):
     _, argv, _ = fake_bin(
         'slurm_train.sh', ['gpu', 'kd_vit', CONFIG, 'wd', '--resume', '--cfg-options',
@@ -92,12 +94,14 @@ def test_slurm_train_multi_node_and_extra_args(fake_bin):
                        '--cfg-options', 'model.teacher_ckpt=t.pth']
 
 
+@pytest.mark.slow
 def test_slurm_fewer_gpus_than_a_node(fake_bin):
     _, argv, _ = fake_bin('slurm_train.sh', ['p', 'j', CONFIG, 'wd'], env=dict(GPUS='2'))
     srun, _ = split_srun(argv)
     assert '--ntasks=2' in srun and '--ntasks-per-node=2' in srun and '--gres=gpu:2' in srun
 
 
+@pytest.mark.slow
 def test_slurm_test(fake_bin):
     _, argv, _ = fake_bin('slurm_test.sh', ['gpu', 'eval', CONFIG, 'wd/epoch_1.pth', '--out',
                                             'm.json'],
@@ -109,12 +113,14 @@ def test_slurm_test(fake_bin):
                    'wd/epoch_1.pth', '--launcher=slurm', '--out', 'm.json']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script', ['slurm_train.sh', 'slurm_test.sh'])
 def test_slurm_missing_arguments(fake_bin, script):
     proc, argv, _ = fake_bin(script, ['gpu', 'job', CONFIG], check=False)
     assert proc.returncode == 2 and 'usage:' in proc.stderr and argv is None
 
 
+@pytest.mark.slow
 def test_train_and_test_accept_launcher_slurm():
     for tool in ('train.py', 'test.py'):
         out = subprocess.run([sys.executable, osp.join(TOOLS, tool), '--help'], cwd=ROOT,
@@ -128,6 +134,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_slurm_train_runs_on_cpu(fake_bin, tmp_path):
     """One real task through the fake srun: tools/train.py --launcher=slurm on a CPU takes rank,
     world size and master from Slurm's variables (MMEngine's slurm launcher needs a GPU)."""
@@ -177,6 +184,7 @@ def test_slurm_to_torch_env(monkeypatch, tmp_path):
         slurm_to_torch_env()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script,args,tool', [
     ('dist_train.sh', [CONFIG, '4', '--amp'], 'train.py'),
     ('dist_test.sh', [CONFIG, 'c.pth', '4', '--out', 'm.json'], 'test.py')])
@@ -192,6 +200,7 @@ def test_dist_scripts_multi_node_variables(fake_bin, script, args, tool):
     assert env['PYTHONPATH'].split(os.pathsep)[0] == osp.join(TOOLS, '..')
 
 
+@pytest.mark.slow
 def test_dist_train_single_node_defaults(fake_bin):
     _, argv, _ = fake_bin('dist_train.sh', [CONFIG, '2'], exe='python', body=FAKE_RECORDER)
     assert argv[2:7] == ['--nnodes=1', '--node_rank=0', '--master_addr=127.0.0.1',

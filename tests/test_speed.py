@@ -11,9 +11,7 @@ from mmengine.optim import build_optim_wrapper
 
 import mmkd  # noqa: F401
 from mmkd.registry import MODELS
-from conftest import CNN, ROOT, VIT, random_batch
-
-PRE = dict(type='ClsDataPreprocessor', num_classes=10, mean=[72.94], std=[90.02], to_rgb=False)
+from conftest import CNN, PRE, ROOT, VIT, random_batch
 
 
 def build(**kwargs):
@@ -132,6 +130,7 @@ def test_train_amp_flag_picks_a_wrapper_this_machine_can_run():
     assert cfg.optim_wrapper.type == expected
 
 
+@pytest.mark.slow
 def test_benchmark_reduced(tmp_path):
     """The benchmark in its reduced mode: (b) must do mmkd's math (equal first-step losses),
     and mmkd's step must not cost a duplicated forward pass over the hand-written one."""

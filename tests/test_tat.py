@@ -1,5 +1,6 @@
 """TaT (target-aware transformer): loss values against an independent float64 NumPy computation,
-patch-group / anchor-point forms, memory, the segmentation distiller end to end, the configs."""
+patch-group / anchor-point forms, memory, the segmentation distiller end to end (the paper
+configs' checks, builds and steps: test_configs.py)."""
 import copy
 import math
 import os.path as osp
@@ -9,16 +10,14 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import mmkd  # noqa: F401
-from mmkd.models.builder import build_model, model_config
+from mmkd.models.builder import build_model
 from mmkd.models.losses.tat import TaTLoss, TaTSegLoss, group_patches, one_to_all
 from mmkd.registry import MODELS
-from conftest import ROOT
+from reference import conv2d
 from tools_helpers import run_tool, scalars, PY
 
 torch.set_num_threads(1)  # shared 2-core machine: tiny models, one thread each
@@ -27,14 +26,7 @@ torch.set_num_threads(1)  # shared 2-core machine: tiny models, one thread each
 # -- independent reference (NumPy float64, explicit loops over positions / patches) ----------
 def np_conv_bn(x, conv_w, bn_w, bn_b, eps):
     """Conv (k x k, stride 1, 'same' zero padding, no bias) then train-mode BatchNorm."""
-    B, C, H, W = x.shape
-    O, _, k, _ = conv_w.shape
-    p = k // 2
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    y = np.zeros((B, O, H, W))
-    for di in range(k):
-        for dj in range(k):
-            y += np.einsum('oc,bchw->bohw', conv_w[:, :, di, dj], xp[:, :, di:di + H, dj:dj + W])
+    y = conv2d(x, conv_w)
     mean = y.mean(axis=(0, 2, 3), keepdims=True)
     var = y.var(axis=(0, 2, 3), keepdims=True)  # biased, as BN normalises with
     return (y - mean) / np.sqrt(var + eps) * bn_w[None, :, None, None] + bn_b[None, :, None, None]
@@ -326,8 +318,9 @@ def tiny_segmentor(base, num_classes=4):
         train_cfg=dict(), test_cfg=dict(mode='whole'))
 
 
-PRE = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
-           pad_val=0, seg_pad_val=255, size=(64, 64))
+#: the tiny segmentors' preprocessor (ImageNet statistics, 64 px), not conftest's classifier PRE
+SEG_PRE = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+               pad_val=0, seg_pad_val=255, size=(64, 64))
 # 64x64 images -> 8x8 last-stage maps: 4x4 patches of 2x2, 2 per group; 4x4 anchors
 TAT = dict(type='TaTSegLoss', s_channels=64, t_channels=128, patches=(4, 4), heads=8,
            anchors=(4, 4), alpha=0.1, beta=1.0, gamma=0.4)
@@ -335,7 +328,7 @@ TAT = dict(type='TaTSegLoss', s_channels=64, t_channels=128, patches=(4, 4), hea
 
 def distiller_cfg(teacher_ckpt, **kwargs):
     cfg = dict(_scope_='mmkd', type='SegmentationDistiller', student=tiny_segmentor(8),
-               teacher=tiny_segmentor(16), teacher_ckpt=teacher_ckpt, data_preprocessor=PRE,
+               teacher=tiny_segmentor(16), teacher_ckpt=teacher_ckpt, data_preprocessor=SEG_PRE,
                student_taps=dict(feat='backbone.layer4'), teacher_taps=dict(feat='backbone.layer4'),
                distill_losses=dict(loss_tat=TAT))
     cfg.update(kwargs)
@@ -418,6 +411,7 @@ def write_seg_set(root, n_train=8, n_val=4, size=64, num_classes=4, seed=0):
             mmcv.imwrite(label, osp.join(root, 'ann_dir', split, f'{i}.png'))
 
 
+@pytest.mark.slow
 def test_segmentation_distiller_trains_with_tools_train(tmp_path, seg_teacher_ckpt):
     data_root = str(tmp_path / 'data')
     write_seg_set(data_root)
@@ -475,94 +469,3 @@ def test_segmentation_distiller_trains_with_tools_train(tmp_path, seg_teacher_ck
     student = build_model(tiny_segmentor(8), 'student', scope='mmseg')
     student.load_state_dict(student_sd, strict=True)
     student.backbone.load_state_dict(backbone_sd, strict=True)
-
-
-# -- paper configs ----------------------------------------------------------------------------
-CLS_CONFIGS = ['configs/tat/resnet18_resnet34_8xb32_in1k.py',
-               'configs/tat/resnet18_resnet34_8xb32_in1k_kd.py']
-
-
-@pytest.mark.parametrize('config', CLS_CONFIGS)
-def test_classification_configs_build_and_step(config):
-    from mmpretrain.structures import DataSample
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    assert cfg.model.student.init_cfg.type == 'Pretrained'
-    cfg.model.teacher_ckpt = None
-    cfg.model.student.init_cfg = None
-    with DefaultScope.overwrite_default_scope('mmkd'):
-        model = MODELS.build(cfg.model)
-    tat = model.distill_losses['loss_tat']
-    assert tat.loss_weight == (0.2 if 'kd' not in osp.basename(config) else 0.1)
-    assert isinstance(tat.k_proj, torch.nn.Identity) and tat.q_proj[0].kernel_size == (3, 3)
-    wrapper = build_optim_wrapper(model, dict(optimizer=dict(type='SGD', lr=0.01)))
-    g = torch.Generator().manual_seed(0)
-    data = dict(inputs=[torch.randint(0, 256, (3, 224, 224), generator=g, dtype=torch.uint8)
-                        for _ in range(2)],
-                data_samples=[DataSample().set_gt_label(i) for i in (3, 7)])
-    q_before = tat.q_proj[0].weight.detach().clone()
-    model.train()
-    log = model.train_step(data, wrapper)
-    assert {'loss', 'loss_cls', 'loss_tat'} <= set(log) and torch.isfinite(log['loss'])
-    assert not torch.equal(tat.q_proj[0].weight, q_before)  # the projections learn
-    assert all(p.grad is None for p in model.teacher.parameters())
-
-
-SEG_CONFIGS = {  # config -> (student tap channels, patches, heads, alpha, beta, gamma)
-    'deeplabv3plus_r18_r101-d8_4xb4-40k_voc12aug-512x512.py': (128, 16, 64, 0.1, 1.0, 0.4),
-    'deeplabv3plus_mobilenet-v2_r101-d8_4xb4-40k_voc12aug-512x512.py': (512, 16, 64, 0.1, 1.0, 0.4),
-    'deeplabv3plus_r18_r101-d8_4xb4-40k_coco-stuff10k-512x512.py': (128, 32, 512, 0.6, 1.0, 1.0),
-    'deeplabv3plus_mobilenet-v2_r101-d8_4xb4-40k_coco-stuff10k-512x512.py':
-        (512, 32, 512, 0.6, 1.0, 1.0),
-}
-T_SEG = 512  # channels of the teacher's decoder feature (mmseg's R101 DeepLabV3+ head)
-
-
-def test_segmentation_paper_configs_build():
-    """Each paper config's student and teacher build and give decoder taps of the expected
-    channels at 1/4 resolution (one forward at 64x64), and the config's loss runs on random
-    features of the shapes a 512x512 crop gives (128x128 maps). A full distillation step of a
-    ResNet-101 DeepLabV3+ at 512x512 is too slow for this CPU test; the whole distiller is
-    built from one config."""
-    teacher = None
-    for name, (cs, n, heads, alpha, beta, gamma) in SEG_CONFIGS.items():
-        cfg = Config.fromfile(osp.join(ROOT, 'configs/tat', name))
-        assert cfg.default_scope == 'mmseg' and cfg.model._scope_ == 'mmkd'
-        loss_cfg = cfg.model.distill_losses.loss_tat
-        assert (loss_cfg.s_channels, loss_cfg.patches, loss_cfg.heads, loss_cfg.alpha,
-                loss_cfg.beta, loss_cfg.gamma) == (cs, (n, n), heads, alpha, beta, gamma)
-        student = build_model(cfg.model.student, 'student', scope='mmseg').eval()
-        if teacher is None:
-            teacher = build_model(cfg.model.teacher, 'teacher', scope='mmseg').eval()
-        taps = {}
-        s_mod = dict(student.named_modules())[cfg.model.student_taps.feat]
-        t_mod = dict(teacher.named_modules())[cfg.model.teacher_taps.feat]
-        h1 = s_mod.register_forward_hook(lambda m, a, o: taps.__setitem__('s', o))
-        h2 = t_mod.register_forward_hook(lambda m, a, o: taps.__setitem__('t', o))
-        with torch.no_grad():
-            student(torch.randn(1, 3, 64, 64), mode='tensor')
-            teacher(torch.randn(1, 3, 64, 64), mode='tensor')
-        h1.remove(), h2.remove()
-        assert taps['s'].shape == (1, cs, 16, 16) and taps['t'].shape == (1, T_SEG, 16, 16)
-        num_classes = 21 if 'voc' in name else 171
-        assert student.decode_head.num_classes == num_classes
-
-        with DefaultScope.overwrite_default_scope('mmkd'):
-            loss = MODELS.build(loss_cfg)
-        s = torch.randn(1, cs, 128, 128, requires_grad=True)
-        t = torch.randn(1, T_SEG, 128, 128)
-        loss.name = 'loss_tat'
-        loss.check_inputs(s, t)
-        value = loss(s, t)
-        value.backward()
-        assert torch.isfinite(value) and s.grad.abs().sum() > 0
-
-    # the whole distiller from the VOC ResNet-18 config (teacher initialised offline)
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/tat', next(iter(SEG_CONFIGS))))
-    t_cfg = ConfigDict(model_config(cfg.model.teacher, 'teacher'))
-    t_cfg.pretrained = None  # no download of ImageNet weights for a random teacher
-    cfg.model.teacher = t_cfg
-    cfg.model.teacher_ckpt = None
-    model = MODELS.build(cfg.model)
-    assert type(model).__name__ == 'SegmentationDistiller'
-    assert model.data_preprocessor.size == (512, 512)
-    assert not any(k.startswith('teacher') for k in model.state_dict())

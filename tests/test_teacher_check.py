@@ -96,6 +96,7 @@ def test_config_has_the_check_by_default():
     assert Config.fromfile(KD).default_hooks.teacher_check == dict(type='TeacherCheckHook')
 
 
+@pytest.mark.slow
 def test_right_normalisation_passes_and_logs_the_accuracy(trained_teacher, tmp_path):
     path, top1 = trained_teacher
     runner = _runner(tmp_path, path)
@@ -114,6 +115,7 @@ def test_right_normalisation_passes_and_logs_the_accuracy(trained_teacher, tmp_p
     assert _check_hook(runner).top1 == pytest.approx(top1, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_wrong_teacher_norm_stops_the_run_naming_the_causes(trained_teacher, tmp_path):
     path, top1 = trained_teacher
     # the teacher is told it was trained on 0..1 images: it gets those instead of standardised
@@ -137,6 +139,7 @@ def test_wrong_teacher_norm_stops_the_run_naming_the_causes(trained_teacher, tmp
     assert runner.iter == 0 and not glob.glob(str(tmp_path / '*.pth'))  # nothing was trained
 
 
+@pytest.mark.slow
 def test_expected_top1_and_switching_off(trained_teacher, tmp_path):
     path, top1 = trained_teacher
     runner = _runner(tmp_path, path, expected_top1=99.0, margin=5.0)
@@ -154,6 +157,7 @@ def test_expected_top1_and_switching_off(trained_teacher, tmp_path):
     assert _check_hook(runner).top1 is None
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings('ignore:teacher_ckpt=None')
 def test_skips_without_checkpoint_or_val_data_and_leaves_rng_alone(trained_teacher, tmp_path):
     path, _ = trained_teacher

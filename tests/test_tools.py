@@ -9,8 +9,11 @@ import mmkd  # noqa: F401
 from conftest import FMNIST, ROOT
 from tools_helpers import PY, run_tool, scalars, train
 
-pytestmark = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
-                                reason='Fashion-MNIST not prepared: run tools/setup_env.sh')
+pytestmark = [
+    pytest.mark.slow,  # tools/ scripts in subprocesses
+    pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
+                       reason='Fashion-MNIST not prepared: run tools/setup_env.sh'),
+]
 
 CNN_CFG = 'configs/fmnist/resnet-small_fmnist.py'
 KD_CFG = 'configs/kd/fmnist_vit-small_resnet-small.py'

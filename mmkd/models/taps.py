@@ -24,13 +24,16 @@ class FeatureTaps:
     """Registers forward hooks on ``model`` and keeps the latest tensor of every tap.
 
     ``records`` is filled by the model's own forward and emptied by :meth:`pop`, so captured
-    tensors do not outlive the step that used them.
+    tensors do not outlive the step that used them. ``paths``: ``name -> 'path (io)'``, for
+    messages; ``specs``: ``name -> dict(path, io)``, for code that hooks the same modules
+    (the speed benchmark's hand-written step).
     """
 
     def __init__(self, model: nn.Module, taps: Dict[str, TapSpec], role: str):
         self.role = role
         self.records: Dict[str, object] = {}
         self.paths: Dict[str, str] = {}
+        self.specs: Dict[str, dict] = {}
         self._handles = []
         for name, spec in taps.items():
             if isinstance(spec, str):
@@ -43,6 +46,7 @@ class FeatureTaps:
             except KeyError as e:
                 raise KeyError(f"{role} tap '{name}': {e.args[0]}") from None
             self.paths[name] = f'{path} ({io})'
+            self.specs[name] = dict(path=path, io=io)
             self._handles.append(module.register_forward_hook(self._recorder(name, io)))
 
     def _recorder(self, name: str, io: str):

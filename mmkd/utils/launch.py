@@ -49,8 +49,8 @@ def setup_cpu_distributed(cfg) -> bool:
     which is what CPU modules need; under ``slurm`` the ranks come from Slurm's variables
     (:func:`slurm_to_torch_env`). ``find_unused_parameters`` stays False unless the config
     sets it: every distiller's step gives each parameter DDP syncs a gradient
-    (``tests/test_ddp.py``; CrossArchDDP keeps one reducer per update for that). Returns whether
-    it did so.
+    (``tests/test_configs.py``; CrossArchDDP keeps one reducer per update for that). Returns
+    whether it did so.
     """
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return False

@@ -8,7 +8,8 @@ times, interleaved, repeat after repeat on one fixed batch:
   (b) hand        a minimal PyTorch step with the same modules (deep copies of the student and
                   the loss modules, the same frozen teacher) and the same math: normalise, teacher forward
                   under no_grad with forward hooks for the features, student forward, CE +
-                  the method's loss modules called directly, backward, optimizer step;
+                  the method's loss modules called directly on the taps the distiller resolved
+                  for them at build time, backward, optimizer step;
   (c) parts       the student-only step (CE only) plus the teacher-only forward, timed apart.
 
 and prints the ratios a/b and a/c (min/median/max over repeats; one run, so machine noise hits
@@ -116,11 +117,11 @@ def build(method: str, args, with_hand: bool = True):
             optim_cfg.type = ('AmpOptimWrapper' if args.device.startswith('cuda')
                               else 'AutocastOptimWrapper')
         optim_wrapper = build_optim_wrapper(model, optim_cfg)
-    hand = HandStep(method, cfg, model, args) if with_hand else None
+    hand = HandStep(cfg, model, args) if with_hand else None
     return model, optim_wrapper, hand
 
 
-def make_batch(model, method: str, args):
+def make_batch(model, args):
     """A fixed batch of raw images and labels, as the dataloader gives it."""
     from mmpretrain.structures import DataSample
     student = model.student.backbone
@@ -134,7 +135,7 @@ def make_batch(model, method: str, args):
               for _ in range(batch)]
     samples = [DataSample().set_gt_label(int(torch.randint(0, k, (1, ), generator=g)))
                for _ in range(batch)]
-    if method == 'cache':
+    if getattr(model, 'logit_cache', False):  # what TeacherLogitsDataset adds to a sample
         for s in samples:
             s.set_field(torch.randn(k, generator=g), 'teacher_logits')
     return dict(inputs=inputs, data_samples=samples)
@@ -154,10 +155,15 @@ def _strip(module):
 
 
 class HandStep:
-    """The hand-written loop, method by method: what a user writes without a toolkit."""
+    """The hand-written loop: what a user writes without a toolkit, for any distiller.
 
-    def __init__(self, method, cfg, model, args):
-        self.method, self.device = method, torch.device(args.device)
+    Which tensors each loss gets is read from the built distiller once, as it resolved them at
+    build time (``loss name -> {forward argument: (kind, key)}``, kind ``student``/``teacher``
+    a tap, ``data`` the labels); the loop hooks those taps' modules itself and calls each loss
+    with them, so no method needs a branch of its own here."""
+
+    def __init__(self, cfg, model, args):
+        self.device = torch.device(args.device)
         self.amp, self.teacher_bf16 = args.amp, args.teacher_bf16
         self.channels_last = args.channels_last
         pre = model.data_preprocessor
@@ -168,7 +174,13 @@ class HandStep:
         head_loss = model.student.head.loss_module
         self.smooth = float(getattr(head_loss, 'label_smooth_val', 0.0))
         self.w_student = model.student_loss_weight
-        optim_cfg = cfg.optim_wrapper.get('student', cfg.optim_wrapper).optimizer
+        self.num_classes = model.student.head.num_classes
+        self.loss_args = copy.deepcopy(model._loss_args)  # resolved by the distiller's build
+        self.reads_labels = any(kind == 'data' for a in self.loss_args.values()
+                                for kind, _ in a.values())
+        self.logit_cache = bool(model.cached_teacher_taps())
+        student_cfg = cfg.optim_wrapper.get('student', cfg.optim_wrapper)
+        optim_cfg = student_cfg.optimizer
 
         # (b): copies of the student and the losses, copied together so that a loss's
         # reference to a model part (CSKD's heads) points into the copied student. The frozen
@@ -181,33 +193,39 @@ class HandStep:
         self.student, self.teacher, self.losses = _strip(student), teacher, losses
         self.multi_view = copy.deepcopy(getattr(model, 'multi_view', None))
         self.opt = _optimizer(optim_cfg, list(student.parameters()) + list(losses.parameters()))
+        self.clip = (student_cfg.get('clip_grad') or {}).get('max_norm')
+        # a loss with a discriminator (Cross-Architecture KD) trains it with its own optimizer
+        # every d_interval iterations, on the tokens of the student step
+        self.adversarial = list(getattr(model, 'discriminators', {}))
         self.d_opt, self.d_interval, self.it = None, getattr(model, 'd_interval', 1), 0
-        if method == 'cakd':
+        if self.adversarial:
             self.d_opt = _optimizer(cfg.optim_wrapper.discriminator.optimizer,
-                                    losses.loss_cakd.discriminator.parameters())
-            self.clip = cfg.optim_wrapper.student.get('clip_grad', {}).get('max_norm')
-        else:
-            self.clip = None
+                                    [p for n in self.adversarial
+                                     for p in losses[n].discriminator.parameters()])
         # float16 on a GPU needs the loss scaling that mmkd's AmpOptimWrapper does
         self.scaler = (torch.amp.GradScaler('cuda') if args.amp and self.device.type == 'cuda'
                        else None)
         self.s_feats, self.t_feats = {}, {}
-        for name, path in cfg.model.get('student_taps', {}).items():
-            self._hook(student, path, name, self.s_feats)
-        if teacher is not None:
-            for name, path in cfg.model.get('teacher_taps', {}).items():
-                self._hook(teacher, path, name, self.t_feats)
-        if method == 'cskd':
-            self._hook(student, 'head.layers.head_dist', 'dist_logits', self.s_feats)
+        used = {kind: {key for a in self.loss_args.values() for k, key in a.values() if k == kind}
+                for kind in ('student', 'teacher')}
+        for key in sorted(used['student']):
+            self._hook(student, model.student_taps.specs[key], key, self.s_feats)
+        if teacher is not None and not self.logit_cache:
+            for key in sorted(used['teacher']):
+                self._hook(teacher, model.teacher_taps.specs[key], key, self.t_feats)
         # (c): the student alone (no hooks, no distillation); its teacher half is the shared
         # teacher's forward
         self.student_c = _strip(copy.deepcopy(student))
         self.opt_c = _optimizer(optim_cfg, self.student_c.parameters())
 
     @staticmethod
-    def _hook(model, path, name, store):
-        module = model.get_submodule(path)
-        module.register_forward_hook(lambda m, i, o: store.__setitem__(name, o))
+    def _hook(model, spec, name, store):
+        """A tap as the distiller declares it: ``spec = dict(path, io)``."""
+        module = model.get_submodule(spec['path'])
+        if spec['io'] == 'input':
+            module.register_forward_hook(lambda m, i, o: store.__setitem__(name, i[0]))
+        else:
+            module.register_forward_hook(lambda m, i, o: store.__setitem__(name, o))
 
     def _autocast(self, on):
         if not on:
@@ -241,32 +259,27 @@ class HandStep:
     def step(self, data) -> float:
         """(b): one distillation step; returns the total loss."""
         x, y = self.images(data)
-        L = self.losses
-        if self.method == 'cache':
-            t_logits = torch.stack([s.teacher_logits for s in data['data_samples']]).to(x.device)
+        if self.logit_cache:  # the teacher's logits come with the data
+            self.t_feats['logits'] = torch.stack(
+                [s.teacher_logits for s in data['data_samples']]).to(x.device)
         else:
-            t_logits = self.teacher_forward(self.teacher, x)
-        t = self.t_feats
+            self.teacher_forward(self.teacher, x)
         if self.multi_view is not None:
             x = self.multi_view(x)
         with self._autocast(self.amp):
             s_logits = self.student(x, mode='tensor')
-            s = self.s_feats
+            records = dict(student=self.s_feats, teacher=self.t_feats, data={})
+            if self.reads_labels:  # every sample labelled, no mixing: the labels as they are
+                records['data'] = dict(gt_label=y,
+                                       gt_score=F.one_hot(y, self.num_classes).float())
             loss = self.w_student * F.cross_entropy(s_logits, y, label_smoothing=self.smooth)
-            if self.method == 'vitkd':
-                loss = loss + L.loss_vitkd.loss_weight * L.loss_vitkd(
-                    s['low0'], s['low1'], s['high'], t['low0'], t['low1'], t['high'])
-            elif self.method == 'cskd':
-                loss = (loss + L.loss_deit.loss_weight * L.loss_deit(s['dist_logits'], t_logits)
-                        + L.loss_cskd.loss_weight * L.loss_cskd(s['tokens'], t['feat']))
-            elif self.method == 'cakd':
-                loss = loss + L.loss_cakd.loss_weight * L.loss_cakd(
-                    s['feat'], t['qkv'], t['tokens'])
-            elif self.method == 'cache':
-                loss = loss + L.loss_kd.loss_weight * L.loss_kd(s_logits, t_logits)
+            for name, args in self.loss_args.items():
+                fn = self.losses[name]
+                loss = loss + fn.loss_weight * fn(**{arg: records[kind][key]
+                                                     for arg, (kind, key) in args.items()})
         self._update(loss, self.opt, self.clip)
         if self.d_opt is not None and self.it % self.d_interval == 0:
-            L.loss_cakd.discriminator_loss().backward()
+            sum(self.losses[n].discriminator_loss() for n in self.adversarial).backward()
             self.d_opt.step()
             self.d_opt.zero_grad()
         self.it += 1
@@ -330,7 +343,7 @@ def run_method(method, args):
     # method's compiled teacher of a similar architecture must not lend its graph to this one
     torch._dynamo.reset()
     model, optim_wrapper, hand = build(method, args)
-    data = make_batch(model, method, args)
+    data = make_batch(model, args)
     loss_a, loss_b = check_same_math(model, optim_wrapper, hand, data)
     modes = dict(a=lambda: model.train_step(data, optim_wrapper),
                  b=lambda: hand.step(data),
@@ -411,7 +424,7 @@ def child(args):
     """Build as the parent does, then run only ``args.child``'s steps and report its peak."""
     method = args.methods[0]
     model, optim_wrapper, hand = build(method, args)
-    data = make_batch(model, method, args)
+    data = make_batch(model, args)
     if args.child == 'a':
         del hand  # the hand-written loop's copies are not part of (a)'s footprint
         fn = lambda: model.train_step(data, optim_wrapper)  # noqa: E731

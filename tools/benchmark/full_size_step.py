@@ -4,7 +4,7 @@
     python tools/benchmark/full_size_step.py --batch 0 --json work_dirs/full_size_step.json \\
         configs/downstream/upernet_r18-student_4xb4-160k_ade20k-512x512.py
 
-tests/test_downstream.py builds every full-size config and takes one loss step at 128 px; the
+tests/test_configs.py builds every full-size config and takes one loss step at 128 px; the
 real steps take 15-64 s each on 2 shared cores (docs/downstream.md), too slow for all eight in
 the test suite (tests/test_downstream_composed.py runs the two cheapest through :func:`step`).
 This tool takes the real one: random weights (no exported student is needed), the config's own model, data
