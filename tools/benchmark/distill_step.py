@@ -175,10 +175,10 @@ class HandStep:
         self.smooth = float(getattr(head_loss, 'label_smooth_val', 0.0))
         self.w_student = model.student_loss_weight
         self.num_classes = model.student.head.num_classes
-        self.loss_args = copy.deepcopy(model._loss_args)  # resolved by the distiller's build
+        self.loss_args = model.loss_args
         self.reads_labels = any(kind == 'data' for a in self.loss_args.values()
                                 for kind, _ in a.values())
-        self.logit_cache = bool(model.cached_teacher_taps())
+        self.logit_cache = getattr(model, 'logit_cache', False)
         student_cfg = cfg.optim_wrapper.get('student', cfg.optim_wrapper)
         optim_cfg = student_cfg.optimizer
 

@@ -2,6 +2,7 @@
 distillation losses. Task distillers (classification, segmentation) add only how each model is
 run and which data sources exist."""
 import contextlib
+import copy
 import inspect
 import warnings
 from collections import OrderedDict
@@ -212,6 +213,13 @@ class BaseDistiller(BaseModel):
                        and self._teacher_paths is not self.teacher_taps.paths else ''))
             resolved[arg] = (kind, key)
         return resolved
+
+    @property
+    def loss_args(self) -> Dict[str, Dict[str, tuple]]:
+        """What each distillation loss is called with, as resolved at build time:
+        ``loss name -> {forward argument: (kind, key)}``, kind ``student``/``teacher`` (a tap)
+        or ``data``. Read-only: for tools that reproduce the step (the speed benchmark)."""
+        return copy.deepcopy(self._loss_args)
 
     def cached_teacher_taps(self) -> Dict[str, str]:
         """Teacher taps that the data provides instead of a teacher forward (``name ->
