@@ -26,6 +26,8 @@ class Row:
         options: ``--cfg-options`` added to its runs (a probe: one change to a row's config).
         reference: key of the row of the same student that this one adds to (``cnn_kd`` for
             ``TaT + KD``): the record also gets its gain over that row and the p-value.
+        extra: a supplementary row (a probe kept beside the table): trained only with
+            ``--extras`` or when named in ``--only``, so that the default table fits its budget.
     """
     key: str
     student: str
@@ -34,6 +36,7 @@ class Row:
     teacher: Optional[str] = None
     options: Tuple[str, ...] = ()
     reference: Optional[str] = None
+    extra: bool = False
 
     @property
     def is_baseline(self) -> bool:

@@ -81,7 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser, budget: Budget, work_dir: str
     parser.add_argument('--rerun', action='store_true',
                         help='train every student again (default: reuse finished runs of the '
                         'same command in the work dir)')
-    parser.add_argument('--only', nargs='+', metavar='ROW', help='rows to run (default: all)')
+    parser.add_argument('--only', nargs='+', metavar='ROW',
+                        help='rows to run (default: every row but the supplementary ones)')
+    parser.add_argument('--extras', action='store_true',
+                        help='also run the supplementary rows (probes kept beside the table)')
 
 
 def prepare_data(data_root: str, work_dir: str) -> str:
@@ -213,6 +216,18 @@ def describe(args, budget: Budget, teachers: Sequence[Teacher]) -> str:
             + f'; teachers {teacher_epochs} of {size(budget.teacher_train_size)}, all labelled.')
 
 
+def select_rows(rows: Sequence[Row], only: Optional[Sequence[str]] = None,
+                extras: bool = False) -> List[Row]:
+    """The rows named in ``only`` (any row, supplementary ones included), else every row that
+    is not ``extra`` unless ``extras``. An unknown name stops the tool, listing the rows."""
+    if only:
+        unknown = sorted(set(only) - {r.key for r in rows})
+        if unknown:
+            raise SystemExit(f'--only: unknown row(s) {unknown}; rows: {[r.key for r in rows]}')
+        return [r for r in rows if r.key in only]
+    return [r for r in rows if extras or not r.extra]
+
+
 def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
               json_out: Optional[str] = None) -> dict:
     """Train and report. Writes ``results.md``, ``results.json`` and ``curves.png`` in
@@ -220,11 +235,7 @@ def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
     t0 = time.time()
     budget = Budget(args.seeds, args.epochs, args.teacher_epochs, args.train_size,
                     args.teacher_train_size, args.test_size, args.labelled or None)
-    if args.only:
-        unknown = sorted(set(args.only) - {r.key for r in rows})
-        if unknown:
-            raise SystemExit(f'--only: unknown row(s) {unknown}; rows: {[r.key for r in rows]}')
-        rows = [r for r in rows if r.key in args.only]
+    rows = select_rows(rows, args.only, args.extras)
     os.makedirs(args.work_dir, exist_ok=True)
     root = prepare_data(args.data_root, args.work_dir)
     jobs = build_jobs(teachers, rows, budget, root)

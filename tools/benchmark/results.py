@@ -1,11 +1,13 @@
 """The results table: every method against its student's baseline, 3 seeds, on real data.
 
     python tools/benchmark/results.py                        # Fashion-MNIST, the full table
+    python tools/benchmark/results.py --extras               # and the supplementary rows
     python tools/benchmark/results.py --data-root DIR        # any MNIST-format data set
     python tools/benchmark/results.py --only vit_baseline vit_kd --seeds 3
 
 Trains the two teachers (cached in work_dirs/teachers, shared with tools/quickstart.py, and
-reused), then each row's student over seeds, every run through tools/train.py and a config in
+reused), then each row's student over seeds (the supplementary rows, probes kept beside the
+table, only with ``--extras`` or ``--only``), every run through tools/train.py and a config in
 configs/results/, two processes at a time; a finished run of the same command is reused, so an
 interrupted table continues where it stopped. Writes results.md, results.json and curves.png in
 the work dir (``--json`` also writes the JSON elsewhere, e.g. docs/results/fmnist.json). The
