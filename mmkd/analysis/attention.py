@@ -9,6 +9,7 @@ attention dropout is off).
 Tokens are ``[extra tokens (cls, dist) | patch tokens]``, the patch tokens in row-major order
 of the patch grid.
 """
+import contextlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -132,8 +133,9 @@ def collect_attention(subject: Subject, images: ImageSet, layers: Optional[Seque
         try:
             for batch in images.batches(batch_size):
                 inputs = subject.normalise(batch)
-                res.preds += _predict(model, inputs)
-                feat = _last_feature_map(taps.pop().get('feat')) if taps else None
+                with taps.recording() if taps else contextlib.nullcontext({}) as records:
+                    res.preds += _predict(model, inputs)
+                feat = _last_feature_map(records.get('feat'))
                 if feat is not None:
                     maps.append(feat.abs().mean(dim=1, keepdim=True))
                 if bar is not None:
@@ -162,9 +164,8 @@ def collect_attention(subject: Subject, images: ImageSet, layers: Optional[Seque
     try:
         for batch in images.batches(batch_size):
             inputs = subject.normalise(batch)
-            taps.pop()
-            res.preds += _predict(model, inputs)
-            records = taps.pop()
+            with taps.recording() as records:
+                res.preds += _predict(model, inputs)
             for i in wanted:
                 attn = attention_from_qkv(records[str(i)], found[i][1].num_heads)
                 if i in res.layers:

@@ -108,9 +108,8 @@ def collect_features(subject: Subject, images: ImageSet, paths: Sequence[str],
         bar = ProgressBar(len(images))
     try:
         for batch in images.batches(batch_size):
-            taps.pop()
-            model(subject.normalise(batch), mode='tensor')
-            records = taps.pop()
+            with taps.recording() as records:
+                model(subject.normalise(batch), mode='tensor')
             for p in feats:
                 feats[p].append(spatial_features(model, records[p]))
             if bar is not None:

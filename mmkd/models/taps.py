@@ -3,8 +3,9 @@
 A tap is ``name -> 'module.path'`` (the module's output) or
 ``name -> dict(path='module.path', io='input')`` (its first positional input).
 """
+import contextlib
 import difflib
-from typing import Dict, Union
+from typing import Dict, Iterator, Optional, Union
 
 import torch.nn as nn
 
@@ -21,19 +22,21 @@ def find_module(model: nn.Module, path: str, role: str) -> nn.Module:
 
 
 class FeatureTaps:
-    """Registers forward hooks on ``model`` and keeps the latest tensor of every tap.
+    """Forward hooks on ``model`` that keep each tap's tensor, but only inside
+    :meth:`recording`.
 
-    ``records`` is filled by the model's own forward and emptied by :meth:`pop`, so captured
-    tensors do not outlive the step that used them. ``paths``: ``name -> 'path (io)'``, for
-    messages; ``specs``: ``name -> dict(path, io)``, for code that hooks the same modules
+    Outside a recording the hooks keep nothing: an evaluation, a ``mode='tensor'`` call or a
+    loss that calls a tapped module again (CSKD's distillation head on the patch tokens) leaves
+    no graph-holding tensor behind and overwrites no record. ``paths``: ``name -> 'path (io)'``,
+    for messages; ``specs``: ``name -> dict(path, io)``, for code that hooks the same modules
     (the speed benchmark's hand-written step).
     """
 
     def __init__(self, model: nn.Module, taps: Dict[str, TapSpec], role: str):
         self.role = role
-        self.records: Dict[str, object] = {}
         self.paths: Dict[str, str] = {}
         self.specs: Dict[str, dict] = {}
+        self._records: Optional[Dict[str, object]] = None  # a dict only while recording
         self._handles = []
         for name, spec in taps.items():
             if isinstance(spec, str):
@@ -51,12 +54,24 @@ class FeatureTaps:
 
     def _recorder(self, name: str, io: str):
         def hook(module, args, output):
-            self.records[name] = args[0] if io == 'input' else output
+            if self._records is not None:
+                self._records[name] = args[0] if io == 'input' else output
         return hook
 
-    def pop(self) -> Dict[str, object]:
-        records, self.records = self.records, {}
-        return records
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Dict[str, object]]:
+        """``with taps.recording() as records: model(...)``: ``records`` (``name -> tensor``,
+        the last call of each tapped module) is filled by the forward passes run inside, and by
+        nothing after. Recordings do not nest: a second one inside the first is an error."""
+        if self._records is not None:
+            raise RuntimeError(f'the {self.role} taps are already recording: a forward pass '
+                               'inside another one of the same model?')
+        records: Dict[str, object] = {}
+        self._records = records
+        try:
+            yield records
+        finally:
+            self._records = None
 
     def remove(self) -> None:
         for handle in self._handles:

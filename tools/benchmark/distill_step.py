@@ -268,7 +268,9 @@ class HandStep:
             x = self.multi_view(x)
         with self._autocast(self.amp):
             s_logits = self.student(x, mode='tensor')
-            records = dict(student=self.s_feats, teacher=self.t_feats, data={})
+            # copies: a loss that calls a tapped module again (CSKD's distillation head on
+            # the patch tokens) fires this loop's always-on hooks
+            records = dict(student=dict(self.s_feats), teacher=dict(self.t_feats), data={})
             if self.reads_labels:  # every sample labelled, no mixing: the labels as they are
                 records['data'] = dict(gt_label=y,
                                        gt_score=F.one_hot(y, self.num_classes).float())

@@ -261,11 +261,10 @@ class BaseDistiller(BaseModel):
     # -- the step -------------------------------------------------------------------------
     def teacher_records(self, inputs: Tensor, data_samples) -> Dict[str, object]:
         """The teacher's taps for this batch: one frozen forward pass."""
-        self.teacher_taps.pop()
         # not inference_mode: its tensors cannot be saved for the student's backward
-        with torch.no_grad(), self._teacher_autocast(inputs):
+        with torch.no_grad(), self._teacher_autocast(inputs), \
+                self.teacher_taps.recording() as records:
             self.teacher_forward(inputs, data_samples)
-        records = self.teacher_taps.pop()
         missing = [tap for tap in self._used_teacher_taps if tap not in records]
         if missing:
             raise RuntimeError(
@@ -295,10 +294,10 @@ class BaseDistiller(BaseModel):
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         inputs = self.format_inputs(inputs)
         t_records = self.teacher_records(inputs, data_samples)
-        student_losses = self.student_loss(self.student_inputs(inputs), data_samples)
+        with self.student_taps.recording() as s_records:
+            student_losses = self.student_loss(self.student_inputs(inputs), data_samples)
         losses = {k: v * self.student_loss_weight if 'loss' in k else v
                   for k, v in student_losses.items()}
-        s_records = self.student_taps.pop()
         records = dict(student=s_records, teacher=t_records,
                        data=self.data_inputs(data_samples, t_records))
         for name, loss in self.distill_losses.items():

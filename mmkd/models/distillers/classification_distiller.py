@@ -143,10 +143,8 @@ class ClassificationDistiller(BaseDistiller):
         if self.teacher is None:
             raise RuntimeError('teacher_logits: this distiller has no teacher (logit_cache)')
         inputs = self.format_inputs(inputs)
-        self.teacher_taps.pop()
         with torch.no_grad(), self._teacher_autocast(inputs):
             logits = self.teacher_forward(inputs, data_samples)
-        self.teacher_taps.pop()  # the taps' records of this pass belong to no step
         if not isinstance(logits, Tensor) or logits.dim() != 2:
             raise TypeError('teacher_logits: the teacher\'s tensor-mode output is '
                             f'{type(logits).__name__}'
@@ -185,9 +183,7 @@ class ClassificationDistiller(BaseDistiller):
         if self.eval_teacher:
             with torch.no_grad():
                 t_logits = self.teacher_forward(inputs, data_samples)
-            self.teacher_taps.pop()
         samples = self.student.predict(inputs, data_samples)
-        self.student_taps.pop()
         if t_logits is not None:
             t_score = F.softmax(t_logits, dim=1)
             for sample, score in zip(samples, t_score):

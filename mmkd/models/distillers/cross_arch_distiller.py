@@ -191,7 +191,6 @@ class CrossArchDistiller(ClassificationDistiller):
             noisy = self.noisy_view(inputs, generator=self._noisy_generator)
             with torch.no_grad():
                 logits = self.student(noisy, mode='tensor')
-            self.student_taps.pop()
             score = F.softmax(logits, dim=1)
             for sample, s in zip(samples, score):
                 sample.set_field(s, 'noisy_pred_score')

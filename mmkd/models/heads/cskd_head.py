@@ -15,11 +15,10 @@ def dist_head_logits(head: nn.Module, tokens: Tensor) -> Tensor:
 
     Used for the patch tokens, both by :class:`CSKDClsHead` (ensemble) and by
     :class:`~mmkd.models.losses.CSKDLoss` (CSKD applies *the same* head as the distillation token
-    to every patch token). The layers are applied functionally (``F.linear`` on their
-    parameters, ``act.forward``) rather than called, so that no forward hook fires: the
-    distiller's ``dist_logits`` tap on ``head.layers.head_dist`` keeps the *distillation-token*
-    logits, which a later call on the patch tokens would otherwise overwrite. Gradients reach the
-    head's parameters exactly as with a module call.
+    to every patch token). Calling the layers fires the distiller's ``dist_logits`` tap on
+    ``head.layers.head_dist`` only inside its recording of the student's forward pass, and these
+    calls come after it (in the loss, at inference), so that tap keeps the distillation-token
+    logits.
 
     Args:
         head: a DeiT-style head with ``layers.head_dist`` (``nn.Linear``) and, when it has a hidden
@@ -29,8 +28,8 @@ def dist_head_logits(head: nn.Module, tokens: Tensor) -> Tensor:
     layers = head.layers
     x = tokens
     if hasattr(layers, 'pre_logits'):  # DeiTClsHead(hidden_dim=...) applies pre_logits + act
-        x = layers.act.forward(F.linear(x, layers.pre_logits.weight, layers.pre_logits.bias))
-    return F.linear(x, layers.head_dist.weight, layers.head_dist.bias)
+        x = layers.act(layers.pre_logits(x))
+    return layers.head_dist(x)
 
 
 @MODELS.register_module()
@@ -95,7 +94,7 @@ class CSKDClsHead(DistillTokenClsHead):
         dist_score = self.layers.head_dist(dist_token)  # the one module call: dist_logits tap
         patch_score = None
         if with_patches and patches is not None:
-            # (B, N, D) -> (B, N, K) -> (B, K); not a module call, see dist_head_logits
+            # (B, N, D) -> (B, N, K) -> (B, K)
             patch_score = dist_head_logits(self, patches).mean(dim=1)
         return cls_score, dist_score, patch_score
 
