@@ -35,7 +35,7 @@ def check_cacheable(distiller) -> None:
     """The distiller can make a cache: it runs an online teacher and its preprocessor does not
     mix samples (mixup/cutmix would make the logits those of mixed images, which training,
     replaying single samples, cannot reproduce)."""
-    if getattr(distiller, 'logit_cache', False) or getattr(distiller, 'teacher', None) is None:
+    if not distiller.teacher_source.runs_teacher:
         raise ValueError('making a teacher-logit cache needs the distiller with the online '
                          'teacher (teacher and teacher_ckpt set, logit_cache=False): pass the '
                          'distillation config the cached config inherits from')

@@ -34,11 +34,9 @@ def copy_without_teacher(model: nn.Module) -> nn.Module:
     for obj in (*teacher.modules(), *teacher.parameters(), *teacher.buffers()):
         memo[id(obj)] = obj
     copied = copy.deepcopy(model, memo)
-    object.__setattr__(copied, 'teacher', None)
-    for name in ('student_taps', 'teacher_taps'):
-        taps = getattr(copied, name, None)
-        if taps is not None:
-            taps.remove()
+    copied.student_taps.remove()
+    copied.teacher_taps.remove()
+    copied.teacher_source.module = None  # the copy's own source object: the original keeps it
     return copied
 
 

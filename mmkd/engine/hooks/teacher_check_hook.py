@@ -87,7 +87,7 @@ class TeacherCheckHook(Hook):
         if not isinstance(model, ClassificationDistiller):
             return  # a plain model (e.g. a teacher being trained): nothing to check
         skip = None
-        if model.teacher is None or model.logit_cache:
+        if not model.teacher_source.runs_teacher:
             skip = 'the teacher does not run in training (teacher-logit cache)'
         elif model.teacher_ckpt is None:
             skip = 'teacher_ckpt=None: the teacher is randomly initialised (a smoke test)'

@@ -1,12 +1,11 @@
 """What every distiller shares: building and freezing the teacher, feature taps, running the
 distillation losses. Task distillers (classification, segmentation) add only how each model is
 run and which data sources exist."""
-import contextlib
 import copy
 import inspect
 import warnings
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
@@ -19,6 +18,7 @@ from ..builder import CheckpointSpec, ModelSpec, build_model, load_teacher_check
 from ..losses.base import DistillLoss
 from ..nan_guard import NonFiniteLossGuard
 from ..taps import FeatureTaps, TapSpec
+from ..teacher_source import OnlineTeacher, TeacherSource
 
 _REQUIRED = object()
 
@@ -29,8 +29,10 @@ class BaseDistiller(BaseModel):
     The teacher is deliberately *not* a registered sub-module: it is then absent from
     ``parameters()`` (so from the optimizer and from DDP's gradient sync), from ``state_dict()``
     (so never saved in checkpoints) and from the runner's ``init_weights`` (which would otherwise
-    re-initialise loaded weights). ``_apply`` moves it with the distiller (``.to``, ``.cuda``)
-    and ``train()`` keeps it in eval mode.
+    re-initialise loaded weights). It lives in :attr:`teacher_source`
+    (:class:`~mmkd.models.teacher_source.OnlineTeacher`: the frozen network run on each batch;
+    a subclass may pass another source, e.g. ClassificationDistiller's logit cache), which
+    ``_apply`` moves with the distiller (``.to``, ``.cuda``) and ``train()`` keeps in eval mode.
 
     Args:
         student, teacher: model config dict, local config path, mmpretrain package config
@@ -65,6 +67,10 @@ class BaseDistiller(BaseModel):
             update, gradients zeroed), logged and counted (``nan_skips``), up to N. ``None``:
             off. The check runs in :meth:`parse_losses`, which every train step calls once
             (see :mod:`mmkd.models.nan_guard` for why there).
+        teacher_source (type | None): for subclasses whose teacher records do not come from
+            running the teacher: a :class:`~mmkd.models.teacher_source.TeacherSource` class
+            built as ``teacher_source(teacher_module_or_None)``; ``teacher`` may then be
+            ``None``. Default: :class:`~mmkd.models.teacher_source.OnlineTeacher`.
     """
     #: taps every distiller of this task has, e.g. the classifier's logits
     builtin_taps: Dict[str, str] = {}
@@ -87,15 +93,15 @@ class BaseDistiller(BaseModel):
                  channels_last: bool = False,
                  nan_guard: Optional[dict] = dict(action='raise'),
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 teacher_source: Optional[Type[TeacherSource]] = None):
         if isinstance(data_preprocessor, dict):
             # built here, in the mmkd scope, so mmpretrain's preprocessors resolve also
             # without a runner's default scope
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        cached = self.cached_teacher_taps()
         if teacher is None:
-            if not cached:
+            if teacher_source is None:
                 raise ValueError(f'{type(self).__name__} needs a teacher')
             teacher_ckpt = None if teacher_ckpt is _REQUIRED else teacher_ckpt
         elif teacher_ckpt is _REQUIRED:
@@ -119,18 +125,17 @@ class BaseDistiller(BaseModel):
         # None: a random (smoke-test) teacher or a logit cache; read by TeacherCheckHook
         self.teacher_ckpt = teacher_ckpt
         self.student = build_model(student, 'student', scope=self.model_scope)
-        object.__setattr__(self, 'teacher', None if teacher is None
-                           else self._build_teacher(teacher, teacher_ckpt))
+        module = None if teacher is None else self._build_teacher(teacher, teacher_ckpt)
+        # a plain object, not a sub-module: the teacher stays out of parameters() and
+        # state_dict()
+        self.teacher_source = (
+            OnlineTeacher(module, {**self._builtin_taps(module), **(teacher_taps or {})},
+                          teacher_autocast)
+            if teacher_source is None else teacher_source(module))
         self.student_loss_weight = student_loss_weight
 
         self.student_taps = FeatureTaps(
             self.student, {**self._builtin_taps(self.student), **(student_taps or {})}, 'student')
-        self.teacher_taps = FeatureTaps(
-            self.teacher, {**self._builtin_taps(self.teacher), **(teacher_taps or {})}
-            if self.teacher is not None else {}, 'teacher')
-        # where the losses' teacher sources come from: the teacher's taps, or, when the
-        # teacher's outputs are read from the data (a logit cache), only what the data holds
-        self._teacher_paths = cached or self.teacher_taps.paths
 
         self.distill_losses = nn.ModuleDict()
         for name, cfg in (distill_losses or {}).items():
@@ -143,7 +148,7 @@ class BaseDistiller(BaseModel):
                                 'not a DistillLoss')
             loss.name = name
             self.distill_losses[name] = loss
-        if self.teacher is None:
+        if not self.teacher_source.runs_teacher:
             # a logit cache: a loss needing teacher features is told so by the sources' check,
             # before its setup would trip over the missing teacher
             for loss in self.distill_losses.values():
@@ -153,16 +158,16 @@ class BaseDistiller(BaseModel):
             loss.setup(self.student, self.teacher)
         self._loss_args = {name: self._resolve_sources(loss)
                            for name, loss in self.distill_losses.items()}
-        # the teacher taps some loss reads: each must capture its tensor at every step
-        self._used_teacher_taps = sorted({key for args in self._loss_args.values()
-                                          for kind, key in args.values() if kind == 'teacher'})
+        # the teacher records some loss reads: each must be there at every step
+        self.teacher_source.required = sorted({key for args in self._loss_args.values()
+                                               for kind, key in args.values() if kind == 'teacher'})
         self._inputs_checked = False
 
         if self.channels_last:
             self.student.to(memory_format=torch.channels_last)
             if self.teacher is not None:
                 self.teacher.to(memory_format=torch.channels_last)
-        if compile_teacher and self.teacher is not None:
+        if compile_teacher and self.teacher_source.runs_teacher:
             # in place (nn.Module.compile): names, state and hooks stay those of the module
             self.teacher.compile(**(compile_teacher if isinstance(compile_teacher, dict)
                                     else {}))
@@ -199,18 +204,20 @@ class BaseDistiller(BaseModel):
                 raise ValueError(f"{type(loss).__name__} '{loss.name}' needs input '{arg}': "
                                  f"set inputs=dict({arg}='student.<tap>' | 'teacher.<tap>')")
             kind, _, key = source.partition('.')
-            available = {'student': self.student_taps.paths, 'teacher': self._teacher_paths,
+            teacher_paths = self.teacher_source.paths
+            available = {'student': self.student_taps.paths, 'teacher': teacher_paths,
                          'data': dict.fromkeys(self.data_sources)}.get(kind)
             if available is None or key not in available:
                 raise ValueError(
                     f"{type(loss).__name__} '{loss.name}': input '{arg}' comes from unknown "
                     f"source '{source}'. Known: "
                     + ', '.join([f'student.{t}' for t in self.student_taps.paths]
-                                + [f'teacher.{t}' for t in self._teacher_paths]
+                                + [f'teacher.{t}' for t in teacher_paths]
                                 + [f'data.{d}' for d in self.data_sources])
-                    + ('. The teacher is read from a logit cache, which holds only '
-                       f'{sorted(self._teacher_paths)}' if kind == 'teacher'
-                       and self._teacher_paths is not self.teacher_taps.paths else ''))
+                    + (f'. The teacher is read from {self.teacher_source.kind} '
+                       f'({type(self.teacher_source).__name__}), which holds only '
+                       f'{sorted(teacher_paths)}' if kind == 'teacher'
+                       and not self.teacher_source.runs_teacher else ''))
             resolved[arg] = (kind, key)
         return resolved
 
@@ -221,22 +228,27 @@ class BaseDistiller(BaseModel):
         or ``data``. Read-only: for tools that reproduce the step (the speed benchmark)."""
         return copy.deepcopy(self._loss_args)
 
-    def cached_teacher_taps(self) -> Dict[str, str]:
-        """Teacher taps that the data provides instead of a teacher forward (``name ->
-        description``); non-empty means the teacher is not run in training (and may be None)."""
-        return {}
+    @property
+    def teacher(self) -> Optional[nn.Module]:
+        """The frozen teacher network (``None`` when the source needs none, e.g. a logit
+        cache)."""
+        return self.teacher_source.module
+
+    @property
+    def teacher_taps(self) -> FeatureTaps:
+        return self.teacher_source.taps
 
     # -- teacher stays frozen -------------------------------------------------------------
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
+        self.teacher_source.eval()
         return self
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        if self.teacher is not None:
-            self.teacher._apply(fn, *args, **kwargs)
+        # during nn.Module.__init__ (a BaseModel moves its preprocessor) there is no source yet
+        if 'teacher_source' in self.__dict__:
+            self.teacher_source.apply(fn, *args, **kwargs)
         return self
 
     # -- what task distillers provide -----------------------------------------------------
@@ -260,28 +272,9 @@ class BaseDistiller(BaseModel):
 
     # -- the step -------------------------------------------------------------------------
     def teacher_records(self, inputs: Tensor, data_samples) -> Dict[str, object]:
-        """The teacher's taps for this batch: one frozen forward pass."""
-        # not inference_mode: its tensors cannot be saved for the student's backward
-        with torch.no_grad(), self._teacher_autocast(inputs), \
-                self.teacher_taps.recording() as records:
-            self.teacher_forward(inputs, data_samples)
-        missing = [tap for tap in self._used_teacher_taps if tap not in records]
-        if missing:
-            raise RuntimeError(
-                f'teacher taps {missing} captured nothing in the teacher forward pass: their '
-                'modules did not run, or the teacher is compiled (compile_teacher) and '
-                "torch.compile skipped these modules' forward hooks, as torch 2.14 does for "
-                'e.g. a Linear inside an attention block, or reused a graph traced on another '
-                'module of the same architecture with other hooks. Tap another module or set '
-                'compile_teacher=False.')
-        if self.teacher_autocast:
-            records = _to_float32(records)
-        return records
-
-    def _teacher_autocast(self, inputs: Tensor):
-        if not self.teacher_autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(inputs.device.type, dtype=getattr(torch, self.teacher_autocast))
+        """The teacher's records for this batch, from :attr:`teacher_source` (for the online
+        teacher: one frozen forward pass)."""
+        return self.teacher_source.records(self.teacher_forward, inputs, data_samples)
 
     def format_inputs(self, inputs: Tensor) -> Tensor:
         """A preprocessed batch in the models' memory format (``channels_last`` when set):
@@ -371,13 +364,3 @@ class BaseDistiller(BaseModel):
             return self.student(inputs, mode='tensor')
         raise RuntimeError(f'Invalid mode "{mode}".')
 
-
-def _to_float32(records):
-    """Half-precision tensors (at any depth of tuples/lists/dicts) to float32."""
-    if isinstance(records, Tensor):
-        return records.float() if records.is_floating_point() else records
-    if isinstance(records, dict):
-        return {k: _to_float32(v) for k, v in records.items()}
-    if isinstance(records, (tuple, list)):
-        return type(records)(_to_float32(v) for v in records)
-    return records

@@ -7,6 +7,7 @@ from torch import Tensor
 from mmkd.datasets.transforms import UNLABELLED
 from mmkd.registry import MODELS
 from ..normalization import renormalisation
+from ..teacher_source import CachedTeacherLogits, autocast_context
 from .base_distiller import BaseDistiller
 
 
@@ -55,17 +56,17 @@ class ClassificationDistiller(BaseDistiller):
         pre = kwargs.get('data_preprocessor') or {}
         if isinstance(pre, dict):
             kwargs['data_preprocessor'] = {'type': 'ClsDataPreprocessor', **pre}
-        # read by cached_teacher_taps() during BaseDistiller.__init__, hence set before it
-        object.__setattr__(self, 'logit_cache', bool(logit_cache))
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, teacher_source=CachedTeacherLogits if logit_cache else None,
+                         **kwargs)
         if eval_teacher and self.teacher is None:
             raise ValueError('eval_teacher=True needs a teacher (teacher=None with logit_cache)')
         self.eval_teacher = eval_teacher
         self.unlabelled_targets = unlabelled_targets
         self._label_readers = [name for name, args in self._loss_args.items()
                                if any(kind == 'data' for kind, _ in args.values())]
-        if unlabelled_targets and self._label_readers and 'logits' not in self._used_teacher_taps:
-            self._used_teacher_taps.append('logits')  # checked to record at every step
+        required = self.teacher_source.required
+        if unlabelled_targets and self._label_readers and 'logits' not in required:
+            required.append('logits')  # checked to record at every step
         if self.logit_cache:
             self._check_no_mixing()
         self._check_num_classes()
@@ -77,8 +78,10 @@ class ClassificationDistiller(BaseDistiller):
             taps['dist_logits'] = 'head.layers.head_dist'
         return taps
 
-    def cached_teacher_taps(self) -> Dict[str, str]:
-        return dict(logits='data samples: teacher_logits') if self.logit_cache else {}
+    @property
+    def logit_cache(self) -> bool:
+        """Whether the teacher's logits are read from the data rather than computed."""
+        return isinstance(self.teacher_source, CachedTeacherLogits)
 
     def mixing_augments(self) -> List[str]:
         """The data preprocessor's batch augments (mixup/cutmix), by name: they mix the samples
@@ -95,15 +98,6 @@ class ClassificationDistiller(BaseDistiller):
                 f'logit_cache=True, but the data preprocessor mixes samples ({names}): the '
                 'cached logits belong to the unmixed images. Remove batch_augments from '
                 'data_preprocessor, or distil from the online teacher.')
-
-    def teacher_records(self, inputs: Tensor, data_samples) -> Dict[str, object]:
-        if not self.logit_cache:
-            return super().teacher_records(inputs, data_samples)
-        if data_samples is None or 'teacher_logits' not in data_samples[0]:
-            raise KeyError('logit_cache=True, but the data samples carry no teacher_logits: '
-                           'wrap the training dataset in TeacherLogitsDataset')
-        logits = torch.stack([s.teacher_logits for s in data_samples]).to(inputs.device)
-        return dict(logits=logits)
 
     def _check_num_classes(self) -> None:
         if self.teacher is None:
@@ -143,7 +137,7 @@ class ClassificationDistiller(BaseDistiller):
         if self.teacher is None:
             raise RuntimeError('teacher_logits: this distiller has no teacher (logit_cache)')
         inputs = self.format_inputs(inputs)
-        with torch.no_grad(), self._teacher_autocast(inputs):
+        with torch.no_grad(), autocast_context(self.teacher_autocast, inputs):
             logits = self.teacher_forward(inputs, data_samples)
         if not isinstance(logits, Tensor) or logits.dim() != 2:
             raise TypeError('teacher_logits: the teacher\'s tensor-mode output is '
