@@ -24,9 +24,9 @@ pytestmark = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 't10k-images-idx
                                 reason='Fashion-MNIST not prepared: run tools/setup_env.sh')
 
 PY = sys.executable
-VIT_CFG = osp.join(ROOT, 'configs', 'fmnist', 'vit-small_fmnist.py')
-CNN_CFG = osp.join(ROOT, 'configs', 'fmnist', 'resnet-small_fmnist.py')
-KD_CFG = osp.join(ROOT, 'configs', 'kd', 'fmnist_vit-small_resnet-small.py')
+VIT_CFG = osp.join(ROOT, 'configs', 'fmnist', 'vit-small_1xb128_fmnist.py')
+CNN_CFG = osp.join(ROOT, 'configs', 'fmnist', 'resnet-small_1xb128_fmnist.py')
+KD_CFG = osp.join(ROOT, 'configs', 'kd', 'vit-small_resnet-small_1xb128_fmnist.py')
 
 
 def read_png(path):
@@ -146,7 +146,7 @@ def test_loading_student_teacher_and_clear_errors(files, tmp_path):
         load_subjects(files['kd_cfg'], files['cnn0'], which='student')
     with pytest.raises(ValueError, match=r"vit0\.pth' does not match the teacher"):
         load_subjects(files['kd_cfg'], files['kd'], teacher_ckpt=files['vit0'])
-    with pytest.raises(FileNotFoundError, match='work_dirs/resnet-small_fmnist/epoch_5.pth'):
+    with pytest.raises(FileNotFoundError, match='work_dirs/resnet-small_1xb128_fmnist/epoch_5.pth'):
         load_subjects(KD_CFG, files['kd'], which='teacher')  # the config's default path
     with pytest.raises(ValueError, match='no teacher'):
         load_subjects(VIT_CFG, files['vit0'], which='both')
@@ -383,7 +383,7 @@ def test_plot_curves_cli(files):
 def test_split_override_follows_test_mode():
     # mmpretrain's MNIST datasets read their files by test_mode, not by split
     from mmkd.analysis.loading import dataset_config, load_config
-    cfg = load_config('configs/fmnist/vit-small_fmnist.py')
+    cfg = load_config('configs/fmnist/vit-small_1xb128_fmnist.py')
     assert dataset_config(cfg, 'train')['test_mode'] is False
     assert dataset_config(cfg, 'test')['test_mode'] is True
     assert dataset_config(cfg)['test_mode'] is True

@@ -126,11 +126,12 @@ def test_run_record_is_relative_to_the_checkout():
     """A checkout moved elsewhere keeps its finished runs: the record names paths under the
     repository relative to it."""
     from mmkd.benchmark import jobs as jobs_mod
-    job = jobs_mod.Job('t', 'configs/results/vit_baseline.py',
+    job = jobs_mod.Job('t', 'configs/results/vit-p7-w64_1xb128_fmnist-10pct.py',
                        [f'data_root={jobs_mod.ROOT}/data/fashion_mnist'], 1, 10)
     job.work_dir = osp.join(jobs_mod.ROOT, 'work_dirs', 'x', 't')
     record = jobs_mod.run_record(job, jobs_mod.command(job))
-    assert record['command'] == ['tools/train.py', 'configs/results/vit_baseline.py',
+    assert record['command'] == ['tools/train.py',
+                                 'configs/results/vit-p7-w64_1xb128_fmnist-10pct.py',
                                  '--work-dir', 'work_dirs/x/t', '--cfg-options',
                                  'data_root=data/fashion_mnist']
     assert len(record['config_sha256']) == 64

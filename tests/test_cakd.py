@@ -26,7 +26,7 @@ from reference import conv2d, softmax
 
 pytestmark = pytest.mark.filterwarnings('ignore:pkg_resources is deprecated')
 IMAGENET_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'cakd', '*_in1k.py')))
-FMNIST_CFG = 'configs/cakd/fmnist_resnet-small_vit-small.py'
+FMNIST_CFG = 'configs/cakd/resnet-small_vit-small_1xb128_fmnist.py'
 OPTIM = dict(constructor='CrossArchOptimWrapperConstructor',
              student=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
                           clip_grad=dict(max_norm=5.0)),
@@ -529,9 +529,9 @@ def test_resume_restores_both_optimizers_and_the_schedule(tmp_path):
 # -- configs -------------------------------------------------------------------------------
 def test_imagenet_configs_cover_the_paper_pairs():
     names = {osp.basename(p) for p in IMAGENET_CONFIGS}
-    assert names == {'resnet50_vit-b16_in1k.py', 'resnet18_vit-b16_in1k.py',
-                     'mobilenet-v2_vit-b16_in1k.py', 'efficientnet-b0_vit-b16_in1k.py',
-                     'resnet50_swin-b_in1k.py'}
+    assert names == {'resnet50_vit-b16_8xb32_in1k.py', 'resnet18_vit-b16_8xb32_in1k.py',
+                     'mobilenet-v2_vit-b16_8xb32_in1k.py', 'efficientnet-b0_vit-b16_8xb32_in1k.py',
+                     'resnet50_swin-b_8xb32_in1k.py'}
     for path in IMAGENET_CONFIGS:
         cfg = Config.fromfile(path)
         assert cfg.train_cfg.max_epochs == 120
@@ -545,7 +545,8 @@ def test_imagenet_configs_cover_the_paper_pairs():
 
 def test_public_code_ramp_is_the_schedule_hook():
     from mmkd.engine.hooks.distill_schedule_hook import schedule_value
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'cakd', 'resnet18_vit-b16_in1k_public-ramp.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'cakd',
+                                   'resnet18_vit-b16_8xb32_in1k_public-ramp.py'))
     (s, ) = cfg.custom_hooks[0].schedules
     for epoch in range(121):
         ramp = min(max(epoch - 25, 0) / 50, 0.2)
@@ -589,10 +590,12 @@ def test_train_tool_on_fashion_mnist_logs_saves_and_exports(tmp_path):
 
 
 def test_results_config_terms_on_the_scale_of_the_ce_at_the_first_step():
-    """The results table's CAKD config (configs/results/cnn_cakd.py): at the first step each
+    """The results table's CAKD config
+    (configs/results/resnet-w8_vit-p7-w128_1xb128_fmnist-10pct_cakd.py): at the first step each
     term at its configured weight is within 10x of the student's CE (a term orders of magnitude
     larger would drown the classification, one 100x smaller would do nothing)."""
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/results/cnn_cakd.py'))
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/results/resnet-w8_vit-p7-w128_1xb128_fmnist-10pct_cakd.py'))
     cfg.model.teacher_ckpt = None
     cfg.model.data_preprocessor = PRE
     torch.manual_seed(0)

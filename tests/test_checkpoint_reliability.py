@@ -23,8 +23,8 @@ from tools_helpers import PY
 pytestmark = pytest.mark.filterwarnings('ignore:teacher_ckpt=None', 'ignore:pkg_resources')
 needs_data = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
                                 reason='Fashion-MNIST not prepared: run tools/setup_env.sh')
-KD = 'configs/kd/fmnist_vit-small_resnet-small.py'
-CNN_CFG = 'configs/fmnist/resnet-small_fmnist.py'
+KD = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
+CNN_CFG = 'configs/fmnist/resnet-small_1xb128_fmnist.py'
 
 
 class Log:

@@ -48,10 +48,12 @@ LOGIT_METHODS = ('kd', 'nkd', 'dkd', 'fitnet', 'deit')
 #: Cross-Architecture KD read their token grid from the backbones' img_size at build time, so a
 #: smaller image would be another method; any other classifier steps at 64 px (ImageNet-size
 #: models) or 28 px (the Fashion-MNIST ones, one channel)
-FULL_SIZE = {'configs/vitkd/*': 224, 'configs/cskd/deit-*': 224, 'configs/cakd/*_in1k*': 224}
+FULL_SIZE = {'configs/vitkd/*': 224, 'configs/cskd/deit-*_in1k.py': 224,
+             'configs/cakd/*_in1k*': 224}
 #: images per step where the pair is heavy on CPU (~10 s a step on 2 cores): one image runs
 #: every code path
-BATCH = {'configs/vitkd/deit-s_*': 1, 'configs/vitkd/deit-b_*': 1, 'configs/cskd/deit-*': 1}
+BATCH = {'configs/vitkd/deit-s_*': 1, 'configs/vitkd/deit-b_*': 1,
+         'configs/cskd/deit-*_in1k.py': 1}
 #: COCO / ADE20K recipes: one loss step at this size (at 1024 / 512 px it is too slow on 2
 #: shared cores; tools/benchmark/full_size_step.py takes the real one)
 DOWNSTREAM_STEP_SIZE = 128
@@ -67,7 +69,7 @@ BUILD_ONLY = (
 #: parameters a config leaves without a gradient, by name prefix. The CSKD student trained
 #: alone (its baseline) has no loss on its distillation-token head: under DDP it needs
 #: ``model_wrapper_cfg=dict(find_unused_parameters=True)``, which the config does not set
-UNUSED = {'configs/cskd/fmnist_deit-small.py': ('head.layers.head_dist.', )}
+UNUSED = {'configs/cskd/deit-small_1xb128_fmnist.py': ('head.layers.head_dist.', )}
 #: paper-size models (ImageNet ViT-B/L, RegNetY-16GF, ResNet-101, Mask R-CNN): seconds each
 SLOW = tuple(FULL_SIZE) + ('configs/tat/deeplabv3plus_*', 'configs/downstream/*.py')
 
@@ -142,7 +144,7 @@ def _vitkd_stepped(cfg, model, step):
     assert all(torch.isfinite(step.log[k]) for k in expected)
 
 
-@check('configs/cskd/deit-*', 'config')
+@check('configs/cskd/deit-*_in1k.py', 'config')
 def _cskd_config(cfg):
     assert cfg.default_scope == 'mmkd'
     assert cfg.model.teacher_ckpt == 'checkpoints/regnety_160_mmpretrain.pth'
@@ -155,13 +157,13 @@ def _cskd_config(cfg):
         by_epoch=True)
 
 
-@check('configs/cskd/deit-*', 'built')
+@check('configs/cskd/deit-*_in1k.py', 'built')
 def _cskd_built(cfg, model):
     assert model.teacher.backbone.timm_model is not None  # timm's regnety_160, built offline
     assert model.distill_losses['loss_cskd'].t_fc is model.teacher.head.fc
 
 
-@check('configs/cskd/deit-*', 'stepped')
+@check('configs/cskd/deit-*_in1k.py', 'stepped')
 def _cskd_stepped(cfg, model, step):
     assert all(torch.isfinite(step.log[k]) for k in ('loss_cls', 'loss_deit', 'loss_cskd'))
     width = model.student.backbone.embed_dims

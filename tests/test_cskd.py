@@ -27,7 +27,7 @@ from reference import log_softmax
 
 pytestmark = pytest.mark.filterwarnings('ignore:teacher_ckpt=None')
 
-FMNIST_CFG = 'configs/cskd/fmnist_deit-small_resnet-small.py'
+FMNIST_CFG = 'configs/cskd/deit-small_resnet-small_1xb128_fmnist.py'
 
 
 @pytest.fixture(autouse=True)
@@ -429,7 +429,7 @@ def test_short_real_run_on_fashion_mnist(tmp_path):
     from mmkd.apis import extract_student
     student_sd, _ = extract_student(str(tmp_path / 'epoch_2.pth'))
     with DefaultScope.overwrite_default_scope('mmkd'):  # as tools/test.py has it
-        student = MODELS.build(Config.fromfile('configs/cskd/fmnist_deit-small.py').model)
+        student = MODELS.build(Config.fromfile('configs/cskd/deit-small_1xb128_fmnist.py').model)
     student.load_state_dict(student_sd, strict=True)
     distiller = build_fmnist()
     distiller.load_state_dict(torch.load(tmp_path / 'epoch_2.pth')['state_dict'], strict=True)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings('ignore:teacher_ckpt=None', 'ignore:pkg_
 
 
 # -- a real 2-process run ------------------------------------------------------------------
-CAKD_CFG = 'configs/cakd/fmnist_resnet-small_vit-small.py'
+CAKD_CFG = 'configs/cakd/resnet-small_vit-small_1xb128_fmnist.py'
 SAVE_HOOK = '''
 import os.path as osp
 import torch

@@ -93,8 +93,10 @@ def _expected_ema(states, model, update_buffers):
 
 # ViTKD: a ViT student (no BatchNorm) with distillation modules (generation block, mask token);
 # FitNet: a CNN student and teacher with BatchNorm buffers, a 1x1 adapter, update_buffers=True
-CASES = [('configs/results/vit_vitkd.py', False, 'distill_losses.loss_vitkd.'),
-         ('configs/results/cnn_fitnet.py', True, 'distill_losses.loss_fitnet.')]
+CASES = [('configs/results/vit-p7-w64_vit-p7-w128_1xb128_fmnist-10pct_vitkd.py', False,
+          'distill_losses.loss_vitkd.'),
+         ('configs/results/resnet-w8_resnet-w16_1xb128_fmnist-10pct_fitnet.py', True,
+          'distill_losses.loss_fitnet.')]
 
 
 @pytest.mark.slow
@@ -168,8 +170,8 @@ def test_ema_averages_student_only_validates_and_exports(config, update_buffers,
 
 
 def test_ema_rejects_checkpoint_without_average(tmp_path):
-    model = MODELS.build(dict(Config.fromfile('configs/results/vit_kd.py').model,
-                              teacher_ckpt=None))
+    cfg = Config.fromfile('configs/results/vit-p7-w64_resnet-w16_1xb128_fmnist-10pct_kd.py')
+    model = MODELS.build(dict(cfg.model, teacher_ckpt=None))
     path = tmp_path / 'plain.pth'
     torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
     with pytest.raises(ValueError, match='no ema_state_dict: the run had no EMAHook'):
@@ -182,7 +184,7 @@ def test_mmengine_ema_copies_the_teacher_distiller_ema_does_not():
     """What MMEngine's ExponentialMovingAverage does with a distiller: the teacher (not a
     registered sub-module) is never averaged, but the copy holds a second teacher, and the
     copied student's tap hooks write into the original's taps. DistillerEMA: neither."""
-    cfg = Config.fromfile('configs/cskd/fmnist_deit-small_resnet-small.py')
+    cfg = Config.fromfile('configs/cskd/deit-small_resnet-small_1xb128_fmnist.py')
     model = MODELS.build(dict(cfg.model, teacher_ckpt=None,
                               data_preprocessor=cfg.data_preprocessor))
     t_params = {id(p) for p in model.teacher.parameters()}

@@ -16,8 +16,8 @@ from mmkd.registry import DATASETS, MODELS
 from conftest import FMNIST
 from tools_helpers import PY, run_tool
 
-KD = 'configs/kd/fmnist_vit-small_resnet-small.py'  # plain mmpretrain student
-CSKD = 'configs/cskd/fmnist_deit-small_resnet-small.py'  # mmkd head + mmkd metric
+KD = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'  # plain mmpretrain student
+CSKD = 'configs/cskd/deit-small_resnet-small_1xb128_fmnist.py'  # mmkd head + mmkd metric
 N = 64
 
 pytestmark = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 't10k-images-idx3-ubyte')),

@@ -14,8 +14,8 @@ from mmkd.models.builder import build_model
 from mmkd.registry import MODELS
 from conftest import ROOT
 
-VITKD = 'configs/results/vit_vitkd.py'
-CSKD = 'configs/results/vit_cskd.py'
+VITKD = 'configs/results/vit-p7-w64_vit-p7-w128_1xb128_fmnist-10pct_vitkd.py'
+CSKD = 'configs/results/deit-p7-w64_resnet-w16_1xb128_fmnist-10pct_cskd.py'
 
 
 def numel(module) -> int:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # pip and mim in subprocesses
 #: what setup.py needs to build mmkd (the rest of the checkout stays out of the copy)
 SOURCES = ('setup.py', 'MANIFEST.in', 'model-index.yml', 'mmkd', 'configs', 'tools',
            'requirements')
-KD = 'configs/kd/fmnist_vit-small_resnet-small.py'
+KD = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
 
 
 def _source_copy(dst):
@@ -121,6 +121,6 @@ def test_mim_train_test_and_search_an_installed_mmkd(wheel):
     assert f'{mim_dir}/tools/test.py' in out and 'Testing finished successfully' in out
 
     out = run_tool([MIM, 'search', 'mmkd'], env=env).stdout
-    for name in ('kd_resnet18_resnet34_8xb32_in1k', 'vitkd_deit-t_deit3-s',
-                 'cskd_deit-s_regnety-16gf', 'cakd_resnet50_vit-b16_in1k'):
+    for name in ('kd_resnet18_resnet34_8xb32_in1k', 'vitkd_deit-t_deit3-s_8xb128_in1k',
+                 'cskd_deit-s_regnety-16gf_8xb128_in1k', 'cakd_resnet50_vit-b16_8xb32_in1k'):
         assert f'config id: {name}' in out, name

@@ -19,8 +19,8 @@ from conftest import FMNIST, random_batch, runner_from_cfg
 pytestmark = pytest.mark.filterwarnings('ignore:teacher_ckpt=None', 'ignore:pkg_resources')
 needs_data = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
                                 reason='Fashion-MNIST not prepared: run tools/setup_env.sh')
-KD = 'configs/kd/fmnist_vit-small_resnet-small.py'
-CAKD = 'configs/cakd/fmnist_resnet-small_vit-small.py'
+KD = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
+CAKD = 'configs/cakd/resnet-small_vit-small_1xb128_fmnist.py'
 VALUE = 1.25
 
 

@@ -56,7 +56,7 @@ def test_student_cross_entropy_counts_only_labelled_samples(model):
 @needs_data
 @pytest.mark.filterwarnings('ignore:teacher_ckpt=None')
 def test_label_reading_loss_gets_the_teachers_top1_for_unlabelled_samples():
-    cfg = Config.fromfile('configs/results/vit_nkd.py')
+    cfg = Config.fromfile('configs/results/vit-p7-w64_resnet-w16_1xb128_fmnist-10pct_nkd.py')
     cfg.model.teacher_ckpt = None
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
@@ -78,7 +78,7 @@ def test_label_reading_loss_gets_the_teachers_top1_for_unlabelled_samples():
 @needs_data
 @pytest.mark.filterwarnings('ignore:teacher_ckpt=None')
 def test_unlabelled_samples_without_unlabelled_targets_stop_naming_the_loss():
-    cfg = Config.fromfile('configs/results/vit_nkd.py')
+    cfg = Config.fromfile('configs/results/vit-p7-w64_resnet-w16_1xb128_fmnist-10pct_nkd.py')
     cfg.model.update(teacher_ckpt=None, unlabelled_targets=None)
     model = MODELS.build(cfg.model)
     data = model.data_preprocessor(_batch(num_labelled=5), True)
@@ -88,7 +88,7 @@ def test_unlabelled_samples_without_unlabelled_targets_stop_naming_the_loss():
     # a fully labelled batch needs nothing; a loss that reads no labels needs nothing either
     data = model.data_preprocessor(_batch(num_labelled=None), True)
     assert torch.isfinite(model.loss(data['inputs'], data['data_samples'])['loss_nkd'])
-    cfg = Config.fromfile('configs/results/vit_kd.py')
+    cfg = Config.fromfile('configs/results/vit-p7-w64_resnet-w16_1xb128_fmnist-10pct_kd.py')
     cfg.model.teacher_ckpt = None
     kd = MODELS.build(cfg.model)
     data = kd.data_preprocessor(_batch(num_labelled=5), True)
@@ -106,7 +106,7 @@ def test_distillers_cross_entropy_weighs_every_sample_the_same():
     the sum over the labelled samples divided by the batch size: each sample adds its CE if it
     has a label, and its distillation terms (docs/benchmarks.md: the mean over the labelled
     ones was measured too, and cost the logit methods 3 points)."""
-    cfg = Config.fromfile('configs/results/cnn_fitnet.py')
+    cfg = Config.fromfile('configs/results/resnet-w8_resnet-w16_1xb128_fmnist-10pct_fitnet.py')
     cfg.model.teacher_ckpt = None
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)

@@ -27,8 +27,8 @@ pytestmark = [
                        reason='Fashion-MNIST not prepared (tools/setup_env.sh)'),
     pytest.mark.filterwarnings('ignore:teacher_ckpt=None'),
 ]
-KD = 'configs/kd/fmnist_vit-small_resnet-small.py'
-CAKD = 'configs/cakd/fmnist_resnet-small_vit-small.py'
+KD = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
+CAKD = 'configs/cakd/resnet-small_vit-small_1xb128_fmnist.py'
 
 
 class Preempted(Exception):

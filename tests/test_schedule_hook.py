@@ -44,7 +44,7 @@ def _recorded(runner):
 
 
 def _runner(tmp_path, schedule, by_epoch=True, **train_cfg):
-    cfg = Config.fromfile('configs/kd/fmnist_vit-small_resnet-small.py')
+    cfg = Config.fromfile('configs/kd/vit-small_resnet-small_1xb128_fmnist.py')
     cfg.work_dir = str(tmp_path)
     cfg.model.teacher_ckpt = None
     cfg.train_dataloader.update(batch_size=32, num_workers=0, persistent_workers=False)

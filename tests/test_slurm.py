@@ -27,7 +27,7 @@ printf '%s\0' "$@" > "$FAKE_RECORD/argv"
 env -0 > "$FAKE_RECORD/env"
 '''
 TOOLS = osp.join(ROOT, 'tools')
-CONFIG = 'configs/kd/fmnist_vit-small_resnet-small.py'
+CONFIG = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_slurm_train_runs_on_cpu(fake_bin, tmp_path):
     world size and master from Slurm's variables (MMEngine's slurm launcher needs a GPU)."""
     work = tmp_path / 'work'
     fake_bin('slurm_train.sh', [
-        'cpu', 'slurm_cpu', 'configs/fmnist/resnet-small_fmnist.py', str(work),
+        'cpu', 'slurm_cpu', 'configs/fmnist/resnet-small_1xb128_fmnist.py', str(work),
         '--cfg-options', 'train_dataloader.dataset.indices=64', 'train_dataloader.batch_size=32',
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'val_dataloader.dataset.indices=32', 'val_dataloader.num_workers=0',

@@ -84,7 +84,7 @@ def test_compiled_teacher_keeps_taps_weights_and_values():
 def test_compiled_teacher_tap_that_torch_compile_skips_is_an_error():
     """torch 2.14's compile does not run the hook of a Linear inside an attention block
     (Cross-Architecture KD's qkv tap): the first step says so instead of training without it."""
-    cfg = Config.fromfile(f'{ROOT}/configs/cakd/fmnist_resnet-small_vit-small.py')
+    cfg = Config.fromfile(f'{ROOT}/configs/cakd/resnet-small_vit-small_1xb128_fmnist.py')
     cfg.model.update(teacher_ckpt=None, compile_teacher=True,
                      data_preprocessor=cfg.data_preprocessor)
     with pytest.warns(UserWarning, match='RANDOM'):

@@ -60,7 +60,8 @@ def test_recordings_do_not_nest_and_end_on_errors():
 
 def build_cskd(order):
     """The Fashion-MNIST CSKD distiller (random teacher), its losses in ``order``."""
-    cfg = copy.deepcopy(Config.fromfile('configs/cskd/fmnist_deit-small_resnet-small.py').model)
+    cfg = copy.deepcopy(
+        Config.fromfile('configs/cskd/deit-small_resnet-small_1xb128_fmnist.py').model)
     cfg.update(teacher_ckpt=None, data_preprocessor=PRE)
     cfg.distill_losses = {k: cfg.distill_losses[k] for k in order}
     torch.manual_seed(0)

@@ -279,7 +279,7 @@ def test_tool_then_train_from_cache(teacher_ckpt, tmp_path):
     (2 iterations, the config's 2 persistent workers) and logs the KD loss."""
     out = tmp_path / 'cache'
     proc = run_tool([PY, 'tools/cache_teacher_logits.py',
-                     'configs/kd/fmnist_vit-small_resnet-small.py', '--epochs', '1',
+                     'configs/kd/vit-small_resnet-small_1xb128_fmnist.py', '--epochs', '1',
                      '--topk', '10', '--out', str(out), '--batch-size', '64', '--num-workers', '0',
                      '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}',
                      'train_dataloader.dataset.indices=128'])
@@ -292,7 +292,8 @@ def test_tool_then_train_from_cache(teacher_ckpt, tmp_path):
         f'train_dataloader.dataset.cache={out}', 'train_dataloader.dataset.dataset.indices=128',
         'train_dataloader.batch_size=64', 'train_cfg.max_epochs=1',
         'val_dataloader.dataset.indices=200', 'default_hooks.logger.interval=1']
-    proc = run_tool([PY, 'tools/train.py', 'configs/kd/fmnist_vit-small_resnet-small_cached.py',
+    proc = run_tool([PY, 'tools/train.py',
+                     'configs/kd/vit-small_resnet-small_1xb128_fmnist_cached.py',
                      '--work-dir', str(tmp_path / 'work'), '--cfg-options', *options])
     assert 'teacher-logit cache' in proc.stdout + proc.stderr
     records = scalars(tmp_path / 'work')

@@ -22,7 +22,7 @@ from conftest import FMNIST, MODELS_DIR, runner_from_cfg
 pytestmark = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST, 'train-images-idx3-ubyte')),
                                 reason='Fashion-MNIST not prepared (tools/setup_env.sh)')
 
-KD = 'configs/kd/fmnist_vit-small_resnet-small.py'
+KD = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
 SMALL_CNN = osp.join(MODELS_DIR, 'fmnist_resnet_w4.py')  # 4, 8, 16 channels: fast
 MEAN, STD = 72.94, 90.02  # configs/_base_/datasets/fashion_mnist.py
 N_VAL = 256

@@ -15,8 +15,8 @@ pytestmark = [
                        reason='Fashion-MNIST not prepared: run tools/setup_env.sh'),
 ]
 
-CNN_CFG = 'configs/fmnist/resnet-small_fmnist.py'
-KD_CFG = 'configs/kd/fmnist_vit-small_resnet-small.py'
+CNN_CFG = 'configs/fmnist/resnet-small_1xb128_fmnist.py'
+KD_CFG = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
 ONE_EPOCH = ['train_cfg.max_epochs=1']
 
 

@@ -272,7 +272,8 @@ def test_distiller_rejects_wrong_widths_at_build():
 
 
 # -- the paper configs ---------------------------------------------------------------------
-PAIRS = dict(zip(('deit-t_deit3-s', 'deit-s_deit3-b', 'deit-b_deit3-l'),
+PAIRS = dict(zip(('deit-t_deit3-s_8xb128_in1k', 'deit-s_deit3-b_8xb128_in1k',
+                  'deit-b_deit3-l_8xb128_in1k'),
                  (('deit-tiny', 192, 's', 384), ('deit-small', 384, 'b', 768),
                   ('deit-base', 768, 'l', 1024))))
 
@@ -306,7 +307,7 @@ def test_config_teacher_is_the_checkpoints_architecture(pair):
 def test_imagenet_pipelines_build_and_run():
     from mmcv.transforms import Compose
     from mmpretrain.registry import TRANSFORMS
-    cfg = config('deit-t_deit3-s')
+    cfg = config('deit-t_deit3-s_8xb128_in1k')
     img = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     for pipeline in (cfg.train_dataloader.dataset.pipeline, cfg.val_dataloader.dataset.pipeline):
         assert pipeline[0].type == 'LoadImageFromFile'

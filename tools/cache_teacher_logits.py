@@ -1,9 +1,9 @@
 """Make a teacher-logit cache (docs/teacher_cache.md): run the teacher of a distillation config
 once per epoch over its training set, each sample under its own augmentation seed, and store the
 top-k logits with the seeds. Train then with a config that reads the cache, e.g.
-configs/kd/fmnist_vit-small_resnet-small_cached.py.
+configs/kd/vit-small_resnet-small_1xb128_fmnist_cached.py.
 
-    python tools/cache_teacher_logits.py configs/kd/fmnist_vit-small_resnet-small.py \\
+    python tools/cache_teacher_logits.py configs/kd/vit-small_resnet-small_1xb128_fmnist.py \\
         --epochs 5 --topk 10
 """
 import argparse

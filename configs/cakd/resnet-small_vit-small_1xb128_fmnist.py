@@ -1,8 +1,9 @@
 # Cross-Architecture KD on Fashion-MNIST: small CNN student (last map 64 x 7 x 7) <- small ViT
-# teacher (7x7 tokens, width 64, 4 heads), trained with configs/fmnist/vit-small_fmnist.py.
+# teacher (7x7 tokens, width 64, 4 heads), trained with configs/fmnist/vit-small_1xb128_fmnist.py.
 # Real data, minutes on a CPU. Validation also reports the student on noisy images (noisy/...).
 # The paper's multi-view inputs are kept here (the robustness demo); in short runs they cost
-# clean accuracy (docs/cakd.md), which is why configs/results/cnn_cakd.py switches them off.
+# clean accuracy (docs/cakd.md), which is why
+# configs/results/resnet-w8_vit-p7-w128_1xb128_fmnist-10pct_cakd.py switches them off.
 _base_ = [
     '../_base_/datasets/fashion_mnist.py',
     '../_base_/schedules/fmnist_adamw.py',
@@ -12,7 +13,7 @@ model = dict(
     type='CrossArchDistiller',
     student='configs/_base_/models/fmnist_resnet_small.py',
     teacher='configs/_base_/models/fmnist_vit_small.py',
-    teacher_ckpt='work_dirs/vit-small_fmnist/epoch_5.pth',
+    teacher_ckpt='work_dirs/vit-small_1xb128_fmnist/epoch_5.pth',
     student_taps=dict(feat='backbone.layer3'),  # 64 x 7 x 7, the teacher's grid
     teacher_taps=dict(qkv='backbone.layers.3.attn.qkv', tokens='backbone.ln1'),
     distill_losses=dict(

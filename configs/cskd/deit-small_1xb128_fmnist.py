@@ -1,7 +1,8 @@
 # The CSKD student for Fashion-MNIST: the small DeiT of configs/_base_/models/fmnist_deit_small.py
 # (distillation token, 7x7 patch tokens) with all tokens out of the backbone and CSKD's head, so
 # that it can also predict with the patch-token ensemble. Trained alone, it is the baseline;
-# configs/cskd/fmnist_deit-small_resnet-small.py distils it; it evaluates the extracted student.
+# configs/cskd/deit-small_resnet-small_1xb128_fmnist.py distils it; it evaluates the extracted
+# student.
 _base_ = [
     '../_base_/models/fmnist_deit_small.py',
     '../_base_/datasets/fashion_mnist.py',

@@ -1,5 +1,5 @@
 # CSKD on Fashion-MNIST: small DeiT student (distillation token, 7x7 patch tokens of width 64) <-
-# small CNN teacher (last map 64x7x7, trained with configs/fmnist/resnet-small_fmnist.py).
+# small CNN teacher (last map 64x7x7, trained with configs/fmnist/resnet-small_1xb128_fmnist.py).
 # Real data, minutes on a CPU. 0.5 * CE + 0.5 * DeiT(dist token) + CSKD(patch tokens), CKF linear.
 _base_ = [
     '../_base_/datasets/fashion_mnist.py',
@@ -8,9 +8,9 @@ _base_ = [
 ]
 model = dict(
     type='ClassificationDistiller',
-    student='configs/cskd/fmnist_deit-small.py',  # fmnist_deit_small.py + CSKDClsHead
+    student='configs/cskd/deit-small_1xb128_fmnist.py',  # fmnist_deit_small.py + CSKDClsHead
     teacher='configs/_base_/models/fmnist_resnet_small.py',
-    teacher_ckpt='work_dirs/resnet-small_fmnist/epoch_5.pth',
+    teacher_ckpt='work_dirs/resnet-small_1xb128_fmnist/epoch_5.pth',
     student_loss_weight=0.5,
     student_taps=dict(tokens='backbone.ln1'),  # (B, 2 + 49, 64)
     teacher_taps=dict(feat='backbone'),        # ((B, 64, 7, 7), )

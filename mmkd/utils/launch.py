@@ -6,6 +6,8 @@ import subprocess
 import torch
 import torch.distributed as dist
 
+from .renamed_configs import renamed_config_error
+
 
 def slurm_master_addr(node_list: str) -> str:
     """The first host of a Slurm node list (``'node[3-5,7]'`` -> ``'node3'``), which hosts
@@ -81,6 +83,9 @@ def load_run_config(args):
     """The config of ``args.config`` with what tools/train.py and tools/test.py both apply:
     ``--launcher``, ``--cfg-options`` and ``--work-dir`` (default ``./work_dirs/<config name>``)."""
     from mmengine.config import Config
+    moved = renamed_config_error(args.config)
+    if moved:
+        raise FileNotFoundError(moved)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

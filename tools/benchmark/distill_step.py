@@ -47,10 +47,14 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # method -> (full config, reduced config); 'cache' is derived from the ViTKD/results-table student
 CONFIGS = dict(
-    vitkd=('configs/vitkd/deit-t_deit3-s.py', 'configs/results/vit_vitkd.py'),
-    cskd=('configs/cskd/deit-t_regnety-16gf.py', 'configs/cskd/fmnist_deit-small_resnet-small.py'),
-    cakd=('configs/cakd/resnet18_vit-b16_in1k.py', 'configs/cakd/fmnist_resnet-small_vit-small.py'),
-    cache=('configs/vitkd/deit-t_deit3-s.py', 'configs/kd/fmnist_vit-small_resnet-small.py'),
+    vitkd=('configs/vitkd/deit-t_deit3-s_8xb128_in1k.py',
+           'configs/results/vit-p7-w64_vit-p7-w128_1xb128_fmnist-10pct_vitkd.py'),
+    cskd=('configs/cskd/deit-t_regnety-16gf_8xb128_in1k.py',
+          'configs/cskd/deit-small_resnet-small_1xb128_fmnist.py'),
+    cakd=('configs/cakd/resnet18_vit-b16_8xb32_in1k.py',
+          'configs/cakd/resnet-small_vit-small_1xb128_fmnist.py'),
+    cache=('configs/vitkd/deit-t_deit3-s_8xb128_in1k.py',
+           'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'),
 )
 METHODS = tuple(CONFIGS)
 
@@ -210,7 +214,7 @@ class HandStep:
                 for kind in ('student', 'teacher')}
         for key in sorted(used['student']):
             self._hook(student, model.student_taps.specs[key], key, self.s_feats)
-        if teacher is not None and not self.logit_cache:
+        if model.teacher_source.runs_teacher:
             for key in sorted(used['teacher']):
                 self._hook(teacher, model.teacher_taps.specs[key], key, self.t_feats)
         # (c): the student alone (no hooks, no distillation); its teacher half is the shared
@@ -461,7 +465,7 @@ def measure_cache_data(args):
     from mmengine.registry import DefaultScope
     from mmkd.datasets import TeacherLogitsDataset, cache_teacher_logits
     from mmkd.registry import MODELS
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/kd/fmnist_vit-small_resnet-small.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'))
     cfg.model.teacher_ckpt = None
     cfg.model.data_preprocessor = cfg.data_preprocessor
     dataset = copy.deepcopy(cfg.train_dataloader.dataset)

@@ -9,7 +9,7 @@ tensor goes under ``backbone.timm_model.``. DeiT's / CSKD's RegNetY-16GF teacher
     # https://dl.fbaipublicfiles.com/deit/regnety_160-a5fe301d.pth
     python tools/model_converters/timm_to_mmpretrain.py regnety_160-a5fe301d.pth \
         checkpoints/regnety_160_mmpretrain.pth --arch regnety_160 \
-        --config configs/cskd/deit-t_regnety-16gf.py   # optional: check against the teacher
+        --config configs/cskd/deit-t_regnety-16gf_8xb128_in1k.py   # optional: check it
 
 The input is a ``.pth``/``.bin`` (a state dict, possibly under ``model`` or ``state_dict``, as in
 DeiT's file) or a ``.safetensors`` file (timm's Hugging Face weights).

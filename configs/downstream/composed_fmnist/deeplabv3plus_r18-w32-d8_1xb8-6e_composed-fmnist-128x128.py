@@ -2,7 +2,7 @@
 # (3.1M parameters) trained from scratch on the composed Fashion-MNIST set, 128 px, 11 classes,
 # batch 8, 6 epochs (1500 iterations), AdamW 1e-3 with cosine decay.
 #   python tools/train.py configs/downstream/composed_fmnist/deeplabv3plus_r18-w32-d8_1xb8-6e_composed-fmnist-128x128.py
-# The baseline of tat_deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e_composed-fmnist-128x128.py: the
+# The baseline of deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e_composed-fmnist-128x128_tat.py: the
 # same model, data, schedule and seed, without the teacher.
 _base_ = [
     '../../_base_/models/deeplabv3plus_r18-w32-d8_composed-fmnist.py',

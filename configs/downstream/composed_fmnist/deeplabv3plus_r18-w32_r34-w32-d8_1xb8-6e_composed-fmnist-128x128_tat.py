@@ -3,8 +3,9 @@
 # deeplabv3plus_r34-w32-d8_1xb8-6e_composed-fmnist-128x128.py, everything else as the student's
 # own run (data, schedule, seed), so the two differ by the distillation only.
 #   python tools/train.py configs/downstream/composed_fmnist/deeplabv3plus_r34-w32-d8_1xb8-6e_composed-fmnist-128x128.py
-#   python tools/train.py configs/downstream/composed_fmnist/tat_deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e_composed-fmnist-128x128.py \
-#       --cfg-options model.teacher_ckpt=work_dirs/deeplabv3plus_r34-w32-d8_1xb8-6e_composed-fmnist-128x128/epoch_6.pth
+#   python tools/train.py configs/downstream/composed_fmnist/deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e_composed-fmnist-128x128_tat.py \
+# --cfg-options
+# model.teacher_ckpt=work_dirs/deeplabv3plus_r34-w32-d8_1xb8-6e_composed-fmnist-128x128/epoch_6.pth
 # (tools/benchmark/downstream.py trains the teacher and passes its checkpoint.)
 #
 # Tapped as configs/tat/: the decoder's last feature before the classifier, at 1/4 resolution
