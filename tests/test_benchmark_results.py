@@ -122,6 +122,30 @@ def test_jobs_wait_for_their_teacher_and_reuse_finished_runs(tmp_path, monkeypat
         jobs_mod.run_jobs([jobs_mod.Job('s', 'c.py', [], 1, 1, needs=('x', ))], str(tmp_path))
 
 
+def test_labelled_per_batch_gives_every_student_the_same_batches():
+    """With --labelled-per-batch every student run, the baseline too, gets the labelled batch
+    sampler for the whole set and the same epochs; without it the baseline trains on the
+    labelled images alone (10x the epochs of a tenth of the set)."""
+    from mmkd.benchmark.report import Row
+    from mmkd.benchmark.table import Budget, Teacher, build_jobs
+    teachers = [Teacher('t', 'T', 't.py', epochs=2)]
+    rows = [Row('b', 'S', 'no distillation', 'b.py'), Row('kd', 'S', 'KD', 'kd.py', 't')]
+    paired = build_jobs(teachers, rows, Budget(1, 3, train_size=600, labelled=60,
+                                               labelled_per_batch=16), '/data')
+    plain = build_jobs(teachers, rows, Budget(1, 3, train_size=600, labelled=60), '/data')
+    key = 'train_dataloader.batch_sampler'
+    by_name = {j.name: j for j in paired}
+    for name in ('b_seed0', 'kd_seed0'):
+        job = by_name[name]
+        assert job.epochs == 3 and f'{key}.type=mmkd.LabelledBatchSampler' in job.options
+        assert f'{key}.labelled=16' in job.options and f'{key}.num_labelled=60' in job.options
+        assert 'train_dataloader.dataset.indices=60' not in job.options
+    assert not any(key in o for o in by_name['t'].options)  # teachers: every label, plain
+    base = {j.name: j for j in plain}['b_seed0']
+    assert base.epochs == 30 and 'train_dataloader.dataset.indices=60' in base.options
+    assert not any(key in o for j in plain for o in j.options)
+
+
 def test_run_record_is_relative_to_the_checkout():
     """A checkout moved elsewhere keeps its finished runs: the record names paths under the
     repository relative to it."""

@@ -36,7 +36,11 @@ class Budget:
     """What every run of a table trains on. ``None`` sizes: the whole split;
     ``teacher_epochs=None``: each teacher's own ``epochs``; ``labelled``: how many of the
     students' training images keep their label (the first ones; ``None``: all); the teachers
-    learn from every label."""
+    learn from every label. ``labelled_per_batch``: with ``labelled``, every student batch
+    (baselines included) holds that many labelled images and the rest unlabelled
+    (:class:`~mmkd.datasets.LabelledBatchSampler`), so every row sees the same labels in the
+    same order; ``None``: plain batches of the whole set, and each baseline trains on the
+    labelled images alone for as many iterations."""
     seeds: int
     epochs: int
     teacher_epochs: Optional[int] = None
@@ -44,6 +48,7 @@ class Budget:
     teacher_train_size: Optional[int] = None
     test_size: Optional[int] = None
     labelled: Optional[int] = None
+    labelled_per_batch: Optional[int] = None
 
 
 def add_arguments(parser: argparse.ArgumentParser, budget: Budget, work_dir: str) -> None:
@@ -63,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser, budget: Budget, work_dir: str
                         help='training images that keep their label for the students (the '
                         f'first ones; default {budget.labelled}; 0: all): cross-entropy learns '
                         'from those, distillation from every image')
+    parser.add_argument('--labelled-per-batch', type=int, default=budget.labelled_per_batch,
+                        metavar='K', help='with --labelled: every student batch (baselines '
+                        'too) holds K labelled images and the rest unlabelled, the labelled '
+                        'stream the same for every row (default: plain batches; the baselines '
+                        'train on the labelled images alone)')
     parser.add_argument('--teacher-epochs', type=int, default=budget.teacher_epochs,
                         help='epochs of every teacher (default: each teacher\'s own)')
     parser.add_argument('--teacher-dir', default=osp.join(ROOT, 'work_dirs', 'teachers'),
@@ -119,6 +129,14 @@ def _labelled_option(labelled: Optional[int]) -> List[str]:
     return [f'train_dataloader.dataset.pipeline.0.num_labelled={labelled or None}']
 
 
+def _batch_options(budget: Budget) -> List[str]:
+    if not (budget.labelled and budget.labelled_per_batch):
+        return []
+    key = 'train_dataloader.batch_sampler'
+    return [f'{key}.type=mmkd.LabelledBatchSampler', f'{key}.labelled={budget.labelled_per_batch}',
+            f'{key}.num_labelled={budget.labelled}']
+
+
 def _options(root: str, budget: Budget, epochs: int, seed: int,
              train_size: Optional[int]) -> List[str]:
     opts = [f'train_cfg.max_epochs={epochs}', f'randomness.seed={seed}',
@@ -157,14 +175,15 @@ def build_jobs(teachers: Sequence[Teacher], rows: Sequence[Row], budget: Budget,
     n_train = budget.train_size or train_count(root)
     for r in rows:
         epochs, options, val_every = budget.epochs, [], 1
-        if budget.labelled and not r.teacher:
+        if budget.labelled and not budget.labelled_per_batch and not r.teacher:
             # trained alone, a student has only the labelled images: it learns from them in
             # batches of labelled images, for as many iterations as the distilled students
             epochs, options, val_every = _labelled_only(budget, n_train)
         for seed in range(budget.seeds):
             jobs.append(Job(f'{r.key}_seed{seed}', r.config,
                             _options(root, budget, epochs, seed, budget.train_size)
-                            + _labelled_option(budget.labelled) + options + list(r.options),
+                            + _labelled_option(budget.labelled) + _batch_options(budget)
+                            + options + list(r.options),
                             epochs=epochs, label=f'{r.key} seed {seed}',
                             images=budget.epochs * n_train, val_every=val_every,
                             needs=(r.teacher, ) if r.teacher else (),
@@ -211,7 +230,9 @@ def describe(args, budget: Budget, teachers: Sequence[Teacher]) -> str:
     return (f'{data_name(args)} test top-1 ({size(budget.test_size)} test images), '
             f'{budget.seeds} seed(s) per row, {budget.epochs} epoch(s) of {size(budget.train_size)} '
             f'training images per student, {size(budget.labelled)} of them labelled'
-            + (' (the baselines train on the labelled ones alone, as many iterations)'
+            + ((f', every batch {budget.labelled_per_batch} labelled and the rest unlabelled '
+                '(the baselines in the same batches)' if budget.labelled_per_batch else
+                ' (the baselines train on the labelled ones alone, as many iterations)')
                if budget.labelled else '')
             + f'; teachers {teacher_epochs} of {size(budget.teacher_train_size)}, all labelled.')
 
@@ -234,7 +255,8 @@ def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
     ``args.work_dir`` (and the JSON also to ``json_out``). Returns the JSON's content."""
     t0 = time.time()
     budget = Budget(args.seeds, args.epochs, args.teacher_epochs, args.train_size,
-                    args.teacher_train_size, args.test_size, args.labelled or None)
+                    args.teacher_train_size, args.test_size, args.labelled or None,
+                    args.labelled_per_batch if args.labelled else None)
     rows = select_rows(rows, args.only, args.extras)
     os.makedirs(args.work_dir, exist_ok=True)
     root = prepare_data(args.data_root, args.work_dir)

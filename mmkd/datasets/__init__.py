@@ -1,10 +1,12 @@
 """Datasets and samplers of mmkd: the teacher-logit cache (docs/teacher_cache.md)."""
 from .cache_writer import cache_teacher_logits, check_cacheable
+from .labelled_batch_sampler import LabelledBatchSampler
 from .samplers import EpochIndexSampler
 from .transforms import UNLABELLED, PartialLabels
 from .teacher_logits import (SeededDataset, TeacherLogitsCache, TeacherLogitsDataset,
                              epoch_seeds, reconstruct_logits, sample_seeds, seed_all, seeded_rng)
 
-__all__ = ['EpochIndexSampler', 'PartialLabels', 'SeededDataset', 'TeacherLogitsCache',
-           'TeacherLogitsDataset', 'UNLABELLED', 'cache_teacher_logits', 'check_cacheable',
-           'epoch_seeds', 'reconstruct_logits', 'sample_seeds', 'seed_all', 'seeded_rng']
+__all__ = ['EpochIndexSampler', 'LabelledBatchSampler', 'PartialLabels', 'SeededDataset',
+           'TeacherLogitsCache', 'TeacherLogitsDataset', 'UNLABELLED', 'cache_teacher_logits',
+           'check_cacheable', 'epoch_seeds', 'reconstruct_logits', 'sample_seeds', 'seed_all',
+           'seeded_rng']
