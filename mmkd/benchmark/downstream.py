@@ -29,7 +29,7 @@ CFG = 'configs/downstream/composed_fmnist'
 SUFFIX = '1xb8-6e_composed-fmnist-128x128.py'
 SEG_TEACHER = f'{CFG}/deeplabv3plus_r34-w32-d8_{SUFFIX}'
 SEG_STUDENT = f'{CFG}/deeplabv3plus_r18-w32-d8_{SUFFIX}'
-SEG_TAT = f'{CFG}/deeplabv3plus_r18-w32_r34-w32-d8_{SUFFIX[:-3]}_tat.py'
+SEG_TAT = f'{CFG}/deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e_composed-fmnist-128x128_tat.py'
 
 
 def _pair(name: str) -> Tuple[str, str]:

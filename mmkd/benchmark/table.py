@@ -237,6 +237,18 @@ def describe(args, budget: Budget, teachers: Sequence[Teacher]) -> str:
             + f'; teachers {teacher_epochs} of {size(budget.teacher_train_size)}, all labelled.')
 
 
+def budget_from_args(args) -> Budget:
+    """The tools' options as a :class:`Budget`; ``--labelled-per-batch`` without a labelled
+    part (``--labelled 0``: every image labelled) is an error, not ignored."""
+    if args.labelled_per_batch and not args.labelled:
+        raise SystemExit(f'--labelled-per-batch {args.labelled_per_batch} needs a labelled part '
+                         f'(--labelled N), but --labelled is {args.labelled}: every image is '
+                         'labelled, so there is no unlabelled part to fill the batches with')
+    return Budget(args.seeds, args.epochs, args.teacher_epochs, args.train_size,
+                  args.teacher_train_size, args.test_size, args.labelled or None,
+                  args.labelled_per_batch)
+
+
 def select_rows(rows: Sequence[Row], only: Optional[Sequence[str]] = None,
                 extras: bool = False) -> List[Row]:
     """The rows named in ``only`` (any row, supplementary ones included), else every row that
@@ -254,9 +266,7 @@ def run_table(args, teachers: Sequence[Teacher], rows: Sequence[Row],
     """Train and report. Writes ``results.md``, ``results.json`` and ``curves.png`` in
     ``args.work_dir`` (and the JSON also to ``json_out``). Returns the JSON's content."""
     t0 = time.time()
-    budget = Budget(args.seeds, args.epochs, args.teacher_epochs, args.train_size,
-                    args.teacher_train_size, args.test_size, args.labelled or None,
-                    args.labelled_per_batch if args.labelled else None)
+    budget = budget_from_args(args)
     rows = select_rows(rows, args.only, args.extras)
     os.makedirs(args.work_dir, exist_ok=True)
     root = prepare_data(args.data_root, args.work_dir)

@@ -36,7 +36,7 @@ class TeacherSource:
 
     def __init__(self, module: Optional[nn.Module], taps: Optional[Dict[str, TapSpec]] = None):
         self.module = module
-        self.taps = FeatureTaps(module, (taps or {}) if module is not None else {}, 'teacher')
+        self.taps = FeatureTaps(module, taps or {}, 'teacher')
         #: records some loss reads: a step whose records lack one is an error
         self.required: List[str] = []
 

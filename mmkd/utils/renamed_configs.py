@@ -92,22 +92,20 @@ RENAMED_CONFIGS = {
         'results/resnet-w16_1xb128_fmnist.py',
     'results/teacher_vit.py':
         'results/vit-p7-w128_1xb128_fmnist.py',
-    'downstream/composed_fmnist/tat_deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e_composed-fmnist-128x128.py':
-        'downstream/composed_fmnist/deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e_composed-fmnist-128x128_tat.py',
+    'downstream/composed_fmnist/tat_deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e'
+    '_composed-fmnist-128x128.py':
+        'downstream/composed_fmnist/deeplabv3plus_r18-w32_r34-w32-d8_1xb8-6e'
+        '_composed-fmnist-128x128_tat.py',
 }
 
 
 def renamed_config_error(path: str) -> Optional[str]:
-    """For a config path that does not exist: the message naming its new name, if it is one
-    of :data:`RENAMED_CONFIGS` (matched on the path's last two parts, ``folder/name.py``);
-    ``None`` otherwise."""
+    """For a config path that does not exist: the message naming its new name, if the path ends
+    with one of the old paths of :data:`RENAMED_CONFIGS`; ``None`` otherwise."""
     if osp.exists(path):
         return None
-    parts = osp.normpath(path).split(osp.sep)
-    old = '/'.join(parts[-2:])
-    if old == 'composed_fmnist/' + parts[-1]:
-        old = 'downstream/' + old
-    new = RENAMED_CONFIGS.get(old)
+    path_ = '/' + osp.normpath(path).replace(osp.sep, '/')
+    new = next((new for old, new in RENAMED_CONFIGS.items() if path_.endswith('/' + old)), None)
     if new is None:
         return None
     return (f'{path}: this config was renamed to configs/{new} (docs/changelog.md lists every '

@@ -246,9 +246,7 @@ class BaseDistiller(BaseModel):
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        # during nn.Module.__init__ (a BaseModel moves its preprocessor) there is no source yet
-        if 'teacher_source' in self.__dict__:
-            self.teacher_source.apply(fn, *args, **kwargs)
+        self.teacher_source.apply(fn, *args, **kwargs)
         return self
 
     # -- what task distillers provide -----------------------------------------------------
