@@ -146,15 +146,19 @@ def test_labelled_per_batch_gives_every_student_the_same_batches():
     assert not any(key in o for j in plain for o in j.options)
 
 
-def test_labelled_per_batch_without_a_labelled_part_is_an_error():
+def test_labelled_per_batch_default_and_without_a_labelled_part_an_error():
     import argparse
     from mmkd.benchmark.rows import BUDGET
     from mmkd.benchmark.table import add_arguments, budget_from_args
     parser = argparse.ArgumentParser()
     add_arguments(parser, BUDGET, 'work_dirs/x')
-    budget = budget_from_args(parser.parse_args(['--labelled-per-batch', '64']))
-    assert (budget.labelled, budget.labelled_per_batch) == (6000, 64)
-    assert budget_from_args(parser.parse_args([])).labelled_per_batch is None
+    budget = budget_from_args(parser.parse_args([]))
+    assert (budget.labelled, budget.labelled_per_batch) == (6000, 64)  # the table's default
+    assert budget_from_args(parser.parse_args(['--labelled-per-batch', '32'])).labelled_per_batch == 32
+    assert budget_from_args(parser.parse_args(['--labelled-per-batch', '0'])).labelled_per_batch is None
+    # every image labelled: no per-batch mix, unless asked for explicitly
+    every = budget_from_args(parser.parse_args(['--labelled', '0']))
+    assert (every.labelled, every.labelled_per_batch) == (None, None)
     with pytest.raises(SystemExit, match='--labelled-per-batch 64 needs a labelled part'):
         budget_from_args(parser.parse_args(['--labelled', '0', '--labelled-per-batch', '64']))
 

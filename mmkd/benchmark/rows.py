@@ -5,7 +5,7 @@ from .table import Budget, Teacher
 
 CFG = 'configs/results'
 #: the full table's budget (tools/benchmark/results.py); the regime: docs/benchmarks.md
-BUDGET = Budget(seeds=3, epochs=3, labelled=6000)
+BUDGET = Budget(seeds=3, epochs=3, labelled=6000, labelled_per_batch=64)
 TEACHERS = [
     Teacher('teacher_cnn', 'CNN teacher', f'{CFG}/resnet-w16_1xb128_fmnist.py', epochs=12),
     Teacher('teacher_vit', 'ViT teacher', f'{CFG}/vit-p7-w128_1xb128_fmnist.py', epochs=15),

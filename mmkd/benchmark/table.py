@@ -68,11 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser, budget: Budget, work_dir: str
                         help='training images that keep their label for the students (the '
                         f'first ones; default {budget.labelled}; 0: all): cross-entropy learns '
                         'from those, distillation from every image')
-    parser.add_argument('--labelled-per-batch', type=int, default=budget.labelled_per_batch,
-                        metavar='K', help='with --labelled: every student batch (baselines '
-                        'too) holds K labelled images and the rest unlabelled, the labelled '
-                        'stream the same for every row (default: plain batches; the baselines '
-                        'train on the labelled images alone)')
+    plain = 'plain batches' if not budget.labelled_per_batch else f'{budget.labelled_per_batch}'
+    parser.add_argument('--labelled-per-batch', type=int, default=None, metavar='K',
+                        help='with --labelled: every student batch (baselines too) holds K '
+                        'labelled images and the rest unlabelled, the labelled stream the same '
+                        f'for every row (default: {plain}; 0: plain batches of the whole set, '
+                        'each baseline trained on the labelled images alone)')
+    # the preset's K, taken by budget_from_args only when a labelled part exists
+    parser.set_defaults(preset_labelled_per_batch=budget.labelled_per_batch)
     parser.add_argument('--teacher-epochs', type=int, default=budget.teacher_epochs,
                         help='epochs of every teacher (default: each teacher\'s own)')
     parser.add_argument('--teacher-dir', default=osp.join(ROOT, 'work_dirs', 'teachers'),
@@ -238,15 +241,20 @@ def describe(args, budget: Budget, teachers: Sequence[Teacher]) -> str:
 
 
 def budget_from_args(args) -> Budget:
-    """The tools' options as a :class:`Budget`; ``--labelled-per-batch`` without a labelled
-    part (``--labelled 0``: every image labelled) is an error, not ignored."""
-    if args.labelled_per_batch and not args.labelled:
-        raise SystemExit(f'--labelled-per-batch {args.labelled_per_batch} needs a labelled part '
+    """The tools' options (:func:`add_arguments`) as a :class:`Budget`. Without
+    ``--labelled-per-batch`` a labelled part takes the preset's K and ``--labelled 0`` (every
+    image labelled) none; ``--labelled-per-batch K`` with ``--labelled 0`` is an error, not
+    ignored."""
+    per_batch = args.labelled_per_batch
+    if per_batch and not args.labelled:
+        raise SystemExit(f'--labelled-per-batch {per_batch} needs a labelled part '
                          f'(--labelled N), but --labelled is {args.labelled}: every image is '
                          'labelled, so there is no unlabelled part to fill the batches with')
+    if per_batch is None:
+        per_batch = args.preset_labelled_per_batch if args.labelled else None
     return Budget(args.seeds, args.epochs, args.teacher_epochs, args.train_size,
                   args.teacher_train_size, args.test_size, args.labelled or None,
-                  args.labelled_per_batch)
+                  per_batch or None)
 
 
 def select_rows(rows: Sequence[Row], only: Optional[Sequence[str]] = None,
