@@ -29,6 +29,8 @@ pytestmark = [
 ]
 KD = 'configs/kd/vit-small_resnet-small_1xb128_fmnist.py'
 CAKD = 'configs/cakd/resnet-small_vit-small_1xb128_fmnist.py'
+# mixup + cutmix per group of 16, global batches of 32 (GlobalBatchSampler, seeded preprocessor)
+MIXUP = 'configs/kd/vit-small_resnet-small_1xb128_fmnist_mixup.py'
 
 
 class Preempted(Exception):
@@ -57,9 +59,10 @@ def _cfg(work_dir, reproducible=True, checkpoint_every_iters=None, preempt=None,
     cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     cfg.model.teacher_ckpt = None
-    if config == KD:
-        cfg.model.data_preprocessor = dict(**cfg.data_preprocessor, batch_augments=dict(
-            augments=[dict(type='Mixup', alpha=0.8)]))
+    if config in (KD, MIXUP):
+        if config == KD:
+            cfg.model.data_preprocessor = dict(**cfg.data_preprocessor, batch_augments=dict(
+                augments=[dict(type='Mixup', alpha=0.8)]))
         student = Config.fromfile(cfg.model.student).model
         student.backbone.drop_path_rate = 0.1
         cfg.model.student = student
@@ -69,8 +72,12 @@ def _cfg(work_dir, reproducible=True, checkpoint_every_iters=None, preempt=None,
         cfg.model.noisy_eval = None
         cfg.val_evaluator = dict(type='Accuracy', topk=(1, ))
     cfg.train_dataloader.update(batch_size=32, num_workers=2, persistent_workers=True)
-    cfg.train_dataloader.dataset.indices = 128
-    assert cfg.train_dataloader.dataset.pipeline[0].type == 'RandomFlip'
+    data = cfg.train_dataloader.dataset
+    if config == MIXUP:
+        cfg.train_dataloader.batch_sampler.update(global_batch_size=32, mix_group=16)
+        data = data.dataset
+    data.indices = 128
+    assert data.pipeline[0].type == 'RandomFlip'
     cfg.val_dataloader.update(batch_size=64, num_workers=0, persistent_workers=False)
     cfg.val_dataloader.dataset.indices = 64
     cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
@@ -132,6 +139,15 @@ def test_cross_architecture_kd_resumes_bit_identical_in_the_middle_of_an_epoch(t
     assert any(k.startswith('distill_losses.') for k in straight)  # projectors, discriminator
     resumed = _preempted_then_resumed(tmp_path / 'halves', dict(iteration=5), 'iter_5.pth',
                                       checkpoint_every_iters=5, config=CAKD)
+    assert _different(straight, resumed) == []
+
+
+@pytest.mark.slow
+def test_global_batches_with_mixup_and_cutmix_resume_bit_identical_in_the_middle_of_an_epoch(
+        tmp_path):
+    straight = _train(_cfg(tmp_path / 'straight', config=MIXUP))
+    resumed = _preempted_then_resumed(tmp_path / 'halves', dict(iteration=6), 'iter_6.pth',
+                                      checkpoint_every_iters=2, config=MIXUP)
     assert _different(straight, resumed) == []
 
 

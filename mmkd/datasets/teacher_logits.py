@@ -23,6 +23,8 @@ from mmengine.logging import print_log
 
 from mmkd.registry import DATASETS
 
+from .global_batch_sampler import BatchSlot
+
 FORMAT = 'mmkd-teacher-logits'
 VERSION = 1
 META_FILE = 'meta.json'
@@ -113,7 +115,9 @@ class SeededDataset:
     """``dataset[(epoch, index)]``: ``dataset[index]`` with its pipeline run under its own seed
     (:func:`seeded_rng`), so that a sample's augmentation depends on (seed, epoch, index) only:
     not on the worker that loads it, the number of workers, persistent workers or a resume.
-    Iterate it with :class:`~mmkd.datasets.EpochIndexSampler`.
+    Iterate it with :class:`~mmkd.datasets.EpochIndexSampler`, or with
+    :class:`~mmkd.datasets.GlobalBatchSampler`, whose items bring their own seeds (then
+    neither ``seeds`` nor ``seed`` is needed).
 
     The cache tool iterates it with stored ``seeds``; training with reproducible resume
     (:class:`~mmkd.engine.ReproducibleResumeHook`) gives the run's ``seed`` and the seeds are
@@ -147,7 +151,9 @@ class SeededDataset:
         if self.seeds is not None:
             return int(self.seeds[epoch, index])
         if self.seed is None:
-            raise RuntimeError('SeededDataset has neither seeds nor a seed')
+            raise RuntimeError('SeededDataset has neither seeds nor a seed, and the index '
+                               f'({epoch}, {index}) brings none: give seeds= or seed=, or '
+                               "sample with batch_sampler=dict(type='GlobalBatchSampler', ...)")
         if self._epoch_row[0] != epoch:  # one row per epoch: N seeds in about a millisecond
             self._epoch_row = (epoch, epoch_seeds(self.seed, epoch, len(self)))
         return int(self._epoch_row[1][index])
@@ -157,11 +163,24 @@ class SeededDataset:
             raise IndexError(f'index {index} out of range for a dataset of {len(self)} samples')
 
     def __getitem__(self, idx):
+        if isinstance(idx, BatchSlot):
+            return self._slot_item(idx)
         epoch, index = _epoch_index(idx)
         self._check_index(index)
         with seeded_rng(self._seed(epoch, index)):
             data = self.dataset[index]
         data['data_samples'].set_metainfo(dict(cache_epoch=epoch, cache_index=index))
+        return data
+
+    def _slot_item(self, slot: BatchSlot):
+        """A :class:`~mmkd.datasets.GlobalBatchSampler` item: the sample under the slot's
+        seed; the slot and its mixing group's seed go to the data sample's metainfo (read by
+        :class:`~mmkd.models.SeededClsDataPreprocessor`)."""
+        self._check_index(slot.index)
+        with seeded_rng(slot.seed):
+            data = self.dataset[slot.index]
+        data['data_samples'].set_metainfo(dict(batch_slot=(slot.epoch, slot.batch, slot.slot),
+                                               mix_seed=slot.mix_seed))
         return data
 
 

@@ -9,6 +9,8 @@ the run is rather than of what happened before:
   under its own seed, a function of (seed, epoch, index) (:class:`~mmkd.datasets.SeededDataset`
   iterated by :class:`~mmkd.datasets.EpochIndexSampler`, the mechanism the teacher-logit cache
   replays samples with), so the worker count, persistent workers and a resume change nothing;
+  with :class:`~mmkd.datasets.GlobalBatchSampler` the batches themselves and their mixup/cutmix
+  draws are a function of (seed, epoch, batch) as well, and a resume skips whole batches;
 - **in the main process during a step** (DropPath, mixup/cutmix, the multi-view generator):
   the global generators (Python, NumPy, torch CPU and CUDA) are seeded before every iteration
   from (seed, iteration, rank). Whatever else draws between two steps (a validation epoch, a
@@ -30,7 +32,7 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
-from mmkd.datasets import EpochIndexSampler, SeededDataset, seed_all
+from mmkd.datasets import EpochIndexSampler, GlobalBatchSampler, SeededDataset, seed_all
 from mmkd.registry import HOOKS
 
 #: first element of the SeedSequence spawn key of the per-iteration streams; the per-sample
@@ -84,16 +86,22 @@ class ReproducibleResumeHook(Hook):
     def before_run(self, runner) -> None:
         loader = runner.train_dataloader
         problems = []
-        if not isinstance(loader.sampler, EpochIndexSampler):
-            problems.append(f'its sampler is a {type(loader.sampler).__name__}, not an '
-                            'EpochIndexSampler (which tells each sample its epoch)')
-        if not isinstance(loader.dataset, SeededDataset) or loader.dataset.seed is None:
-            problems.append(f'its dataset is a {type(loader.dataset).__name__}, not a '
-                            'SeededDataset with a seed (which augments each sample under a '
-                            'seed of its own)')
-        elif loader.dataset.seed != runner.seed:
-            problems.append(f'its SeededDataset has seed {loader.dataset.seed} but the run\'s '
-                            f'randomness.seed is {runner.seed}')
+        if isinstance(loader.batch_sampler, GlobalBatchSampler):
+            # every batch's samples, seeds and mixing come from (seed, epoch, batch)
+            if not isinstance(loader.dataset, SeededDataset):
+                problems.append(f'its dataset is a {type(loader.dataset).__name__}, not a '
+                                'SeededDataset (which runs each sample under its seed)')
+        else:
+            if not isinstance(loader.sampler, EpochIndexSampler):
+                problems.append(f'its sampler is a {type(loader.sampler).__name__}, not an '
+                                'EpochIndexSampler (which tells each sample its epoch)')
+            if not isinstance(loader.dataset, SeededDataset) or loader.dataset.seed is None:
+                problems.append(f'its dataset is a {type(loader.dataset).__name__}, not a '
+                                'SeededDataset with a seed (which augments each sample under '
+                                'a seed of its own)')
+            elif loader.dataset.seed != runner.seed:
+                problems.append(f'its SeededDataset has seed {loader.dataset.seed} but the '
+                                f"run's randomness.seed is {runner.seed}")
         if problems:
             raise ValueError('ReproducibleResumeHook: the training dataloader cannot be '
                              'replayed: ' + '; '.join(problems) + '. make_resume_reproducible'
@@ -109,18 +117,23 @@ class ReproducibleResumeHook(Hook):
         if not runner.cfg.get('resume', False):
             return  # loading weights to start a new run (load_from): nothing to continue
         meta = checkpoint.get('meta', {})
-        if meta.get('seed') is not None and meta['seed'] != runner.train_dataloader.dataset.seed:
+        loader = runner.train_dataloader
+        batches = loader.batch_sampler if isinstance(loader.batch_sampler,
+                                                     GlobalBatchSampler) else None
+        seed = batches.seed if batches else loader.dataset.seed
+        if meta.get('seed') is not None and meta['seed'] != seed:
             raise ValueError(f"ReproducibleResumeHook: the checkpoint's run had seed "
                              f"{meta['seed']}, this one augments its samples with seed "
-                             f'{runner.train_dataloader.dataset.seed}: set randomness.seed='
-                             f"{meta['seed']} to continue that run")
+                             f'{seed}: set randomness.seed={meta["seed"]} to continue that run')
         if 'rng_state' in meta:
             set_rng_state(meta['rng_state'])
         loop = runner.train_loop
         if isinstance(loop, EpochBasedTrainLoop):
             loader = loop.dataloader
             done = meta['iter'] - meta['epoch'] * len(loader)  # batches of the current epoch
-            if done > 0:
+            if done > 0 and batches:
+                batches.skip(meta['epoch'], done)
+            elif done > 0:
                 loader.sampler.skip(meta['epoch'], done * loader.batch_size)
                 runner.logger.info(f'resumed in the middle of epoch {meta["epoch"] + 1}: its '
                                    f'first {done} batches were trained before the checkpoint')
@@ -136,9 +149,13 @@ def make_resume_reproducible(cfg: Config) -> Config:
                          '--cfg-options randomness.seed=0); a run without one draws a new '
                          'seed each time it starts')
     loader = cfg.train_dataloader
-    if loader.dataset.get('type') not in ('SeededDataset', 'mmkd.SeededDataset'):
+    batches = (loader.get('batch_sampler') or {}).get('type')
+    if batches in ('GlobalBatchSampler', 'mmkd.GlobalBatchSampler'):
+        pass  # its items bring their seeds: the dataset is seeded already (checked at start)
+    elif loader.dataset.get('type') not in ('SeededDataset', 'mmkd.SeededDataset'):
         loader.dataset = dict(type='mmkd.SeededDataset', dataset=loader.dataset, seed=seed)
-    if loader.sampler.get('type') not in ('EpochIndexSampler', 'mmkd.EpochIndexSampler'):
+    if batches not in ('GlobalBatchSampler', 'mmkd.GlobalBatchSampler') and \
+            loader.sampler.get('type') not in ('EpochIndexSampler', 'mmkd.EpochIndexSampler'):
         loader.sampler = dict(type='mmkd.EpochIndexSampler', sampler=loader.sampler)
     hooks: List[dict] = cfg.setdefault('custom_hooks', [])
     if not any(str(h.get('type', '')).endswith('ReproducibleResumeHook') for h in hooks):

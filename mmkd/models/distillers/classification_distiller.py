@@ -7,6 +7,7 @@ from torch import Tensor
 from mmkd.datasets.transforms import UNLABELLED
 from mmkd.registry import MODELS
 from ..normalization import renormalisation
+from ..seeded_data_preprocessor import SeededClsDataPreprocessor
 from ..teacher_source import CachedTeacherLogits, autocast_context
 from .base_distiller import BaseDistiller
 
@@ -84,20 +85,25 @@ class ClassificationDistiller(BaseDistiller):
         return isinstance(self.teacher_source, CachedTeacherLogits)
 
     def mixing_augments(self) -> List[str]:
-        """The data preprocessor's batch augments (mixup/cutmix), by name: they mix the samples
-        of a batch, so logits cached per sample cannot stand for the mixed images."""
+        """The data preprocessor's batch augments (mixup/cutmix), by name."""
         augments = getattr(self.data_preprocessor, 'batch_augments', None)
         if augments is None:
             return []
-        return [type(a).__name__ for a in getattr(augments, 'augments', [augments])]
+        return [type(a).__name__ for a in getattr(augments, 'augments', [augments])
+                if a is not None]
 
     def _check_no_mixing(self) -> None:
+        """Logits cached per sample cannot stand for mixed images; a batch cache replays the
+        mixing only with batch augments that draw from the samples' seeds."""
         names = self.mixing_augments()
-        if names:
+        if names and not isinstance(self.data_preprocessor, SeededClsDataPreprocessor):
             raise ValueError(
-                f'logit_cache=True, but the data preprocessor mixes samples ({names}): the '
-                'cached logits belong to the unmixed images. Remove batch_augments from '
-                'data_preprocessor, or distil from the online teacher.')
+                f'logit_cache=True, but the data preprocessor '
+                f'{type(self.data_preprocessor).__name__} mixes samples ({names}) with the '
+                'global random state: cached logits cannot be those of its mixed images. '
+                "Cache whole batches (docs/teacher_cache.md: data_preprocessor=dict(type="
+                "'SeededClsDataPreprocessor'), GlobalBatchSampler, BatchTeacherLogitsDataset), "
+                'remove batch_augments, or distil from the online teacher.')
 
     def _check_num_classes(self) -> None:
         if self.teacher is None:
