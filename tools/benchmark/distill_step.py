@@ -22,7 +22,9 @@ option (``--amp`` ...), every mode uses it, and mmkd's step without it is timed 
 options off) is what the option buys.
 
 ``cache`` times the teacher-logit cache: a KD step whose teacher logits come from the data
-(``logit_cache=True``, no teacher) against the student-only step.
+(``logit_cache=True``, no teacher) against the student-only step. ``--cache-mix`` times the batch
+cache with the DeiT recipe's mixup + cutmix on, DeiT-Ti <- RegNetY-16GF: the cached distillation
+step, the online one and plain DeiT training of the student, each a real ``train_step``.
 
     python tools/benchmark/distill_step.py                       # full models, 224 px
     python tools/benchmark/distill_step.py --reduced --repeats 3 # tiny Fashion-MNIST models
@@ -61,7 +63,7 @@ METHODS = tuple(CONFIGS)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    p.add_argument('--methods', nargs='*', default=list(METHODS), choices=METHODS)
     p.add_argument('--reduced', action='store_true',
                    help='tiny Fashion-MNIST models (28 px) instead of the 224 px paper models')
     p.add_argument('--batch-size', type=int, default=None, help='default: 16 (reduced: 32)')
@@ -76,6 +78,10 @@ def parse_args(argv=None):
     p.add_argument('--cache-data', type=int, default=0, metavar='N',
                    help='also time the data side of the logit cache: replaying N real '
                    'Fashion-MNIST samples from a cache vs loading them plainly')
+    p.add_argument('--cache-mix', action='store_true',
+                   help='also time the batch cache with mixup + cutmix (DeiT-Ti <- RegNetY-16GF;'
+                   ' --reduced: the Fashion-MNIST mixup config): cached vs online distillation '
+                   'vs the student trained alone, and the data side per sample')
     p.add_argument('--json', help='also write the results to this file')
     p.add_argument('--child', choices=('a', 'b'), help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -487,6 +493,96 @@ def measure_cache_data(args):
                 ratio=statistics.median(t_cached) / statistics.median(t_plain))
 
 
+MIX_CONFIGS = ('configs/deit/deit-t-distilled_regnety-16gf_8xb64_in1k.py',
+               'configs/kd/vit-small_resnet-small_1xb128_fmnist_mixup.py')
+
+
+def measure_cache_mix(args):
+    """Mixup + cutmix on, interleaved, median over repeats of one step of: (cached) the
+    distiller reading the teacher's logits from the data (``SeededClsDataPreprocessor`` mixing
+    per group of half the batch), (online) the same distiller running the teacher, (student)
+    the student alone as mmpretrain trains it (``ImageClassifier.train_step``, its own
+    ``ClsDataPreprocessor`` with the same batch augments): plain DeiT training. A fresh copy of
+    the batch per step, made outside the timing."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    from mmkd.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, MIX_CONFIGS[args.reduced]))
+    pre = copy.deepcopy(cfg.model.get('data_preprocessor') or cfg.data_preprocessor)
+    models = {}
+    with DefaultScope.overwrite_default_scope('mmkd'), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for mode in ('cached', 'online', 'student'):
+            torch.manual_seed(0)
+            m = copy.deepcopy(cfg.model)
+            m.data_preprocessor = copy.deepcopy(pre)
+            m.teacher_ckpt = None
+            if mode == 'cached':
+                m.update(teacher=None, logit_cache=True)
+            if mode == 'student':
+                student = m.student
+                if isinstance(student, str):
+                    student = Config.fromfile(osp.join(ROOT, student)).model
+                m = copy.deepcopy(student)
+                m.data_preprocessor = dict(copy.deepcopy(pre), type='ClsDataPreprocessor')
+            model = MODELS.build(m).to(args.device)
+            model.init_weights()
+            model.train()
+            models[mode] = (model, build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper)))
+    batch = make_batch(models['cached'][0], args)
+    half = len(batch['inputs']) // 2
+    for i, sample in enumerate(batch['data_samples']):  # two mixing groups, as the sampler's
+        sample.set_metainfo(dict(mix_seed=1000 + i // half))
+    times = {mode: [] for mode in models}
+    for r in range(args.warmup + args.repeats):
+        for mode, (model, ow) in models.items():
+            data = copy.deepcopy(batch)
+            t = timed(lambda: model.train_step(data, ow), args.device)
+            if r >= args.warmup:
+                times[mode].append(t)
+    med = {mode: statistics.median(v) for mode, v in times.items()}
+    return dict(config=MIX_CONFIGS[args.reduced], batch=len(batch['inputs']),
+                step_s=med, cached_over_student=med['cached'] / med['student'],
+                online_over_student=med['online'] / med['student'],
+                cached_over_online=med['cached'] / med['online'])
+
+
+def measure_cache_mix_data(args, samples=500):
+    """The data side of the batch cache, per sample: ``BatchTeacherLogitsDataset[slot]``
+    (the sample under its seed + its mixed image's logits from the memory-mapped cache)
+    against the plain dataset's ``[i]``, interleaved; Fashion-MNIST's tiny pipeline."""
+    import tempfile
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmkd.datasets import BatchTeacherLogitsDataset, GlobalBatchSampler, write_batch_cache
+    from mmkd.registry import MODELS
+    from types import SimpleNamespace
+    cfg = Config.fromfile(osp.join(ROOT, MIX_CONFIGS[1]))
+    cfg.model.teacher_ckpt = None
+    cfg.model.data_preprocessor = cfg.data_preprocessor
+    dataset = copy.deepcopy(cfg.train_dataloader.dataset.dataset)
+    dataset.indices = samples
+    with DefaultScope.overwrite_default_scope('mmkd'), warnings.catch_warnings(), \
+            tempfile.TemporaryDirectory() as tmp:
+        warnings.simplefilter('ignore')
+        distiller = MODELS.build(cfg.model)
+        g, m = 100, 50
+        write_batch_cache(distiller, dataset, tmp, epochs=1, seed=0, global_batch_size=g,
+                          mix_group=m, topk=10, progress=False)
+        cached = BatchTeacherLogitsDataset(dataset, tmp)
+        sampler = GlobalBatchSampler(SimpleNamespace(seed=0, epoch=0, dataset=cached), g, g, m)
+        slots = [slot for b in sampler for slot in b]
+        plain = cached.dataset
+        t_cached, t_plain = [], []
+        for slot in slots:
+            t_cached.append(timed(lambda: cached[slot], 'cpu'))
+            t_plain.append(timed(lambda: plain[slot.index], 'cpu'))
+    return dict(samples=len(slots), cached_us=1e6 * statistics.median(t_cached),
+                plain_us=1e6 * statistics.median(t_plain),
+                ratio=statistics.median(t_cached) / statistics.median(t_plain))
+
+
 def report(results, args):
     opts = [o for o in OPTIONS if getattr(args, o)] or ['none']
     lines = [f"device: {args.device} ({torch.get_num_threads()} threads), options: "
@@ -535,6 +631,18 @@ def main(argv=None):
         data = measure_cache_data(args)
         results.append(dict(method='cache_data', **data))
         print(f"cache, data side ({data['samples']} Fashion-MNIST samples): replay + cached "
+              f"logits {data['cached_us']:.0f} us/sample, plain {data['plain_us']:.0f} "
+              f"us/sample (median), ratio {data['ratio']:.2f}")
+    if args.cache_mix:
+        mix = measure_cache_mix(args)
+        results.append(dict(method='cache_mix', **mix))
+        print(f"batch cache, mixup + cutmix on ({mix['config']}, batch {mix['batch']}, median "
+              f"step s: {', '.join(f'{k} {v:.3f}' for k, v in mix['step_s'].items())}): "
+              f"cached / student-only {mix['cached_over_student']:.3f}, online / student-only "
+              f"{mix['online_over_student']:.3f}, cached / online {mix['cached_over_online']:.3f}")
+        data = measure_cache_mix_data(args)
+        results.append(dict(method='cache_mix_data', **data))
+        print(f"batch cache, data side ({data['samples']} Fashion-MNIST samples): slot + cached "
               f"logits {data['cached_us']:.0f} us/sample, plain {data['plain_us']:.0f} "
               f"us/sample (median), ratio {data['ratio']:.2f}")
     if args.json:
