@@ -210,8 +210,9 @@ def test_clear_errors(teacher_ckpt, fmnist, tmp_path):
 
 def test_tool_in_two_processes_then_verify_then_train(teacher_ckpt, tmp_path):
     """tools/cache_teacher_logits.py under torchrun (2 processes, gloo) writes the batch cache of
-    the mixup config, --verify re-runs the teacher on it, and tools/train.py trains the cached
-    config from it (2 iterations), logging the KD loss."""
+    the mixup config, byte for byte the one a single process writes; --verify re-runs the
+    teacher on it, and tools/train.py trains the cached config from it (2 iterations), logging
+    the KD loss."""
     out = tmp_path / 'cache'
     config = 'configs/kd/vit-small_resnet-small_1xb128_fmnist_mixup.py'
     options = ['--cfg-options', f'model.teacher_ckpt={teacher_ckpt}',
@@ -224,6 +225,12 @@ def test_tool_in_two_processes_then_verify_then_train(teacher_ckpt, tmp_path):
     cache = BatchLogitsCache(str(out))
     assert (cache.epochs, cache.num_batches, cache.global_batch_size) == (1, 2, 128)
     assert set(np.unique(cache.index[..., 0])) == {0, 1}
+    # the same records as one process writes: the same mixed images, the same logits
+    run_tool([PY, 'tools/cache_teacher_logits.py', config, '--epochs', '1', '--out',
+              str(tmp_path / 'one'), '--batch-size', '64', '--device', 'cpu', *options])
+    one = BatchLogitsCache(str(tmp_path / 'one'))
+    assert set(np.unique(one.index[..., 0])) == {0}
+    assert all(one.slots(0, b).tobytes() == cache.slots(0, b).tobytes() for b in range(2))
     proc = run_tool([PY, 'tools/cache_teacher_logits.py', config, '--out', str(out),
                      '--verify', '2', '--device', 'cpu', *options])
     assert 'verified 2 global batches' in proc.stdout

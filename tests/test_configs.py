@@ -341,6 +341,9 @@ def step_classifier(path, cfg, model):
         g = torch.Generator().manual_seed(1)
         for s in batch['data_samples']:
             s.set_field(torch.randn(head.num_classes, generator=g), 'teacher_logits')
+    if type(pre).__name__ == 'SeededClsDataPreprocessor':  # one mixing group, as
+        for s in batch['data_samples']:                     # GlobalBatchSampler's items carry
+            s.set_metainfo(dict(mix_seed=7))
     seen = {}
     for name, loss in getattr(model, 'distill_losses', {}).items():
         loss.register_forward_pre_hook(

@@ -152,3 +152,20 @@ def test_benchmark_reduced(tmp_path):
         assert r['mem_a_over_b'] < 1.3, (method, r['peak_mem_a'], r['peak_mem_b'])
     # with cached logits the step is the student's step plus the (cheap) KD loss
     assert results['cache']['a_over_student']['median'] < 1.3
+
+
+def test_benchmark_batch_cache_with_mixup_reduced(tmp_path):
+    """--cache-mix times real train_steps with mixup + cutmix: with cached logits the step is the
+    student's step plus the KD loss and the per-group mixing (an extra teacher or student pass
+    would cost >= 1.3x), and the data side reads a slot's logits."""
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, 'tools/benchmark/distill_step.py', '--reduced', '--repeats', '5',
+         '--warmup', '1', '--json', str(out), '--methods', '--cache-mix'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {r['method']: r for r in json.loads(out.read_text())['results']}
+    mix, data = results['cache_mix'], results['cache_mix_data']
+    assert set(mix['step_s']) == {'cached', 'online', 'student'}
+    assert mix['cached_over_student'] < 1.3, mix
+    assert data['samples'] == 500 and data['cached_us'] > data['plain_us'] > 0
