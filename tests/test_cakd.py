@@ -193,10 +193,27 @@ def test_public_code_variant_matches_independent_computation():
     (dict(proj1='scores'), 'set sub_prob=0'),
     (dict(pca_kernel=5), 'pca_kernel must be 3'),
     (dict(proj1_weights=(1.0, )), 'proj1_weights must be'),
+    (dict(proj_init='xavier'), "proj_init must be 'default'"),
 ])
 def test_variant_arguments_are_checked(bad, match):
     with pytest.raises(ValueError, match=match):
         small_loss(**bad)
+
+
+def test_projector_initialisation():
+    """'trunc_normal': every projector weight (PCA convs, GL groups) within ±2σ of N(0, 0.02)
+    with std near 0.02, biases 0; 'default' keeps PyTorch's (wider) kaiming-uniform."""
+    torch.manual_seed(0)
+    tn, default = small_loss(proj_init='trunc_normal'), small_loss()
+    for loss in (tn, default):
+        assert loss.gl is not None
+    for name, p in list(tn.pca.named_parameters()) + list(tn.gl.named_parameters()):
+        if name.endswith('bias'):
+            assert torch.equal(p, torch.zeros_like(p)), name
+        else:
+            assert p.abs().max() <= 0.04 and 0.015 < p.std() < 0.025, name
+    assert default.pca.q.weight.std() > 0.05  # kaiming-uniform of a 3x3 conv of few channels
+    assert default.pca.q.bias.abs().sum() > 0
 
 
 def test_loss_is_float32_under_autocast():

@@ -134,6 +134,17 @@ class GroupWiseLinear(nn.Module):
         return out[:, self.group, self.slot]  # (B, N, D)
 
 
+def init_projector(module: nn.Module, how: str) -> nn.Module:
+    """``module`` with its weights initialised as ``how`` says (see ``CAKDLoss.proj_init``)."""
+    if how == 'trunc_normal':
+        for name, param in module.named_parameters():
+            if name.endswith('bias'):
+                nn.init.zeros_(param)
+            else:
+                nn.init.trunc_normal_(param, std=0.02, a=-0.04, b=0.04)
+    return module
+
+
 class TokenDiscriminator(nn.Module):
     """Three FC layers scoring every token: (B, N, D) -> (B, N, 1) logits of "teacher"."""
 
@@ -240,6 +251,10 @@ class CAKDLoss(DistillLoss):
             of L_proj1. Default (1, 1) (the paper); the public code uses (0.2, 0.05).
         pca_kernel (int): kernel of the PCA projector's convs: 3 (the paper) or 1 (the public
             code's per-token Linear).
+        proj_init (str): the projectors' (PCA, GL) initialisation: ``'default'`` (PyTorch's
+            kaiming-uniform, as the public code's ``nn.Linear``/``nn.Conv2d``) or
+            ``'trunc_normal'`` (weights N(0, 0.02) truncated at ±2σ, biases 0: timm's ViT
+            Linear init), a probe of #16.
     """
     default_inputs = dict(s_feat='student.feat', t_qkv='teacher.qkv', t_tokens='teacher.tokens')
 
@@ -258,8 +273,13 @@ class CAKDLoss(DistillLoss):
                  proj1: str = 'attention',
                  proj1_weights: Sequence[float] = (1.0, 1.0),
                  pca_kernel: int = 3,
+                 proj_init: str = 'default',
                  **kwargs):
         super().__init__(**kwargs)
+        if proj_init not in ('default', 'trunc_normal'):
+            raise ValueError(f"CAKDLoss: proj_init must be 'default' (PyTorch's) or "
+                             f"'trunc_normal' (std 0.02, zero bias), got {proj_init!r}")
+        self.proj_init = proj_init
         if proj1 not in ('attention', 'scores'):
             raise ValueError(f"CAKDLoss: proj1 must be 'attention' (the paper) or 'scores' (the "
                              f'public code), got {proj1!r}')
@@ -288,7 +308,8 @@ class CAKDLoss(DistillLoss):
         self.proj1 = proj1
         self.proj1_weights = tuple(float(w) for w in proj1_weights)
 
-        self.pca = PCAProjector(self.s_channels, self.head_dims, pca_kernel)
+        self.pca = init_projector(PCAProjector(self.s_channels, self.head_dims, pca_kernel),
+                                  proj_init)
         self.discriminator = TokenDiscriminator(self.t_dims, d_hidden)
         self.grid: Optional[Tuple[int, int]] = None
         if grid is not None:
@@ -298,8 +319,8 @@ class CAKDLoss(DistillLoss):
 
     def _build_gl(self, grid: Sequence[int]) -> None:
         self.grid = tuple(int(g) for g in grid)
-        self.gl = GroupWiseLinear(self.s_channels, self.t_dims, self.grid, self.window,
-                                  self.gl_dropout)
+        self.gl = init_projector(GroupWiseLinear(self.s_channels, self.t_dims, self.grid,
+                                                 self.window, self.gl_dropout), self.proj_init)
 
     # -- what the teacher tells us --------------------------------------------------------
     def setup(self, student: nn.Module, teacher: nn.Module) -> None:
