@@ -181,6 +181,11 @@ def test_clear_errors(teacher_ckpt, fmnist, tmp_path):
         data[(0, 1)]
     with pytest.raises(IndexError, match='beyond the teacher-logit batch cache'):
         list(GlobalBatchSampler(fake_sampler(data, epoch=EPOCHS), G, G, M))
+    # trained with other batch augments than the cache's images were mixed with
+    other_mix = dict(PRE, batch_augments=dict(augments=[dict(type='Mixup', alpha=0.2)]))
+    with pytest.raises(ValueError, match="images mixed by .*'CutMix'.*mixes with .*0.2"):
+        MODELS.build(other_mix)(batches(data)[0], True)
+    assert MODELS.build(PRE)(batches(data)[0], True)['inputs'].shape == (G, 1, 28, 28)
     # another dataset
     other = DATASETS.build(dict(type='FashionMNIST', data_root=FMNIST, split='train',
                                 indices=N // 2, pipeline=PIPELINE))

@@ -84,15 +84,14 @@ def _plan(seeded, epochs, seed, global_batch_size, mix_group, topk, fp16, distil
     if global_batch_size % mix_group:
         raise ValueError(f'mix_group={mix_group} must divide global_batch_size='
                          f'{global_batch_size}')
-    augment = getattr(distiller.data_preprocessor, 'batch_augments', None)
+    describe = getattr(distiller.data_preprocessor, 'augments_repr', None)
     return dict(format=FORMAT, version=VERSION, seed=int(seed),
                 global_batch_size=int(global_batch_size), mix_group=int(mix_group),
                 num_samples=n, epochs=int(epochs), num_batches=n // global_batch_size,
                 num_classes=num_classes, topk=k, values_dtype='float16' if fp16 else 'float32',
                 indices_dtype=_index_dtype(num_classes),
                 dataset=type(seeded.dataset).__name__, pipeline=pipeline_repr(seeded.dataset),
-                batch_augments=None if augment is None else re.sub(
-                    r' at 0x[0-9a-fA-F]+', '', repr([vars(a) for a in augment.augments if a])))
+                batch_augments=describe() if describe else None)
 
 
 def _write_json(path: str, obj: dict) -> None:

@@ -200,6 +200,9 @@ class BatchTeacherLogitsDataset(SeededDataset):
                             f'global_batch_size={self.cache.global_batch_size}, '
                             f'mix_group={self.cache.meta["mix_group"]})')
         data = self._slot_item(slot)
+        # checked against the training preprocessor's batch augments at every step
+        data['data_samples'].set_metainfo(
+            dict(cache_batch_augments=self.cache.meta.get('batch_augments')))
         data['data_samples'].set_field(
             torch.from_numpy(self.cache.logits(slot.epoch, slot.batch, slot.slot)),
             'teacher_logits')

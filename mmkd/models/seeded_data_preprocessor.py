@@ -1,7 +1,8 @@
 """mmpretrain's classification preprocessor with batch augments (mixup, cutmix) that draw from
 seeds the samples carry, so a cache can replay the mixed images exactly."""
 import copy
-from typing import List, Tuple
+import re
+from typing import List, Optional, Tuple
 
 import torch
 from mmpretrain.models import ClsDataPreprocessor
@@ -75,10 +76,29 @@ class SeededClsDataPreprocessor(ClsDataPreprocessor):
         if self.batch_augments is not None:
             self.batch_augments = GroupedBatchAugment(self.batch_augments)
 
+    def augments_repr(self) -> Optional[str]:
+        """The batch augments and their probabilities as text (recorded by a batch cache, which
+        holds the logits of the images they mixed)."""
+        if self.batch_augments is None:
+            return None
+        augment = self.batch_augments.augment
+        return re.sub(r' at 0x[0-9a-fA-F]+', '', repr(dict(
+            augments=[(type(a).__name__, vars(a)) for a in self.batch_augments.augments
+                      if a is not None], probs=getattr(augment, 'probs', None))))
+
     def forward(self, data: dict, training: bool = False) -> dict:
+        samples = data['data_samples']
+        if training and samples and 'cache_batch_augments' in samples[0]:
+            cached, mine = samples[0].cache_batch_augments, self.augments_repr()
+            if cached != mine:
+                raise ValueError(
+                    'SeededClsDataPreprocessor: the teacher-logit batch cache holds the logits '
+                    f'of images mixed by {cached}, but this preprocessor mixes with {mine}: '
+                    'the cached logits are not those of these images. Train with the batch '
+                    'augments the cache was made with, or remake it')
         if not (training and self.batch_augments is not None):
             return super().forward(data, training)
-        self.batch_augments.groups = mixing_groups(data['data_samples'])
+        self.batch_augments.groups = mixing_groups(samples)
         try:
             return super().forward(data, training)
         finally:
