@@ -8,6 +8,8 @@ from torch.utils.data import BatchSampler, Sampler
 
 from mmkd.registry import DATA_SAMPLERS
 
+from .samplers import runner_sampler_info
+
 
 class BatchSlot(NamedTuple):
     """One item of a :class:`GlobalBatchSampler` batch: sample ``index`` at position ``slot``
@@ -77,15 +79,9 @@ class GlobalBatchSampler(BatchSampler):
 
     def __init__(self, sampler: Sampler, batch_size: int, global_batch_size: int,
                  mix_group: int, drop_last: bool = True):
-        for attr in ('seed', 'epoch', 'dataset'):
-            if not hasattr(sampler, attr):
-                raise TypeError(f'GlobalBatchSampler: the dataloader sampler '
-                                f'{type(sampler).__name__} has no {attr!r}; use '
-                                "sampler=dict(type='DefaultSampler', shuffle=True)")
+        self.rank, self.world_size = runner_sampler_info('GlobalBatchSampler', sampler)
         if sampler.seed is None:
             raise ValueError('GlobalBatchSampler: the run has no seed; set randomness.seed')
-        self.rank = getattr(sampler, 'rank', 0)
-        self.world_size = getattr(sampler, 'world_size', 1)
         if global_batch_size % self.world_size or \
                 global_batch_size // self.world_size != batch_size:
             raise ValueError(

@@ -7,6 +7,8 @@ from torch.utils.data import BatchSampler, Sampler
 
 from mmkd.registry import DATA_SAMPLERS
 
+from .samplers import runner_sampler_info
+
 
 @DATA_SAMPLERS.register_module()
 class LabelledBatchSampler(BatchSampler):
@@ -40,11 +42,7 @@ class LabelledBatchSampler(BatchSampler):
 
     def __init__(self, sampler: Sampler, batch_size: int, labelled: int, num_labelled: int,
                  drop_last: bool = True):
-        for attr in ('seed', 'epoch', 'dataset'):
-            if not hasattr(sampler, attr):
-                raise TypeError(f'LabelledBatchSampler: the dataloader sampler '
-                                f'{type(sampler).__name__} has no {attr!r}; use '
-                                "sampler=dict(type='DefaultSampler', shuffle=True)")
+        self.rank, self.world_size = runner_sampler_info('LabelledBatchSampler', sampler)
         n = len(sampler.dataset)
         if not 1 <= labelled <= batch_size:
             raise ValueError(f'LabelledBatchSampler: labelled={labelled} images per batch, with '
@@ -62,8 +60,6 @@ class LabelledBatchSampler(BatchSampler):
         self.num_labelled = num_labelled
         self.num_images = n
         self.drop_last = True
-        self.rank = getattr(sampler, 'rank', 0)
-        self.world_size = getattr(sampler, 'world_size', 1)
         if num_labelled < self.world_size:
             raise ValueError(f'LabelledBatchSampler: {num_labelled} labelled images cannot be '
                              f'shared by {self.world_size} processes')

@@ -96,3 +96,14 @@ class EpochIndexSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.sampler) - self._skipped()
+
+
+def runner_sampler_info(owner: str, sampler) -> Tuple[int, int]:
+    """``(rank, world_size)`` of the sampler MMEngine's runner gives a batch sampler (its
+    ``DefaultSampler``), whose ``seed``, ``epoch`` and ``dataset`` the batch sampler reads;
+    an error naming ``owner`` when it has none of them."""
+    for attr in ('seed', 'epoch', 'dataset'):
+        if not hasattr(sampler, attr):
+            raise TypeError(f'{owner}: the dataloader sampler {type(sampler).__name__} has no '
+                            f"{attr!r}; use sampler=dict(type='DefaultSampler', shuffle=True)")
+    return getattr(sampler, 'rank', 0), getattr(sampler, 'world_size', 1)
