@@ -213,6 +213,7 @@ def test_clear_errors(teacher_ckpt, fmnist, tmp_path):
     assert pre(plain, False)['inputs'].shape == (8, 1, 28, 28)  # no mixing outside training
 
 
+@pytest.mark.slow  # tools in subprocesses
 def test_tool_in_two_processes_then_verify_then_train(teacher_ckpt, tmp_path):
     """tools/cache_teacher_logits.py under torchrun (2 processes, gloo) writes the batch cache of
     the mixup config, byte for byte the one a single process writes; --verify re-runs the

@@ -154,6 +154,7 @@ def test_benchmark_reduced(tmp_path):
     assert results['cache']['a_over_student']['median'] < 1.3
 
 
+@pytest.mark.slow
 def test_benchmark_batch_cache_with_mixup_reduced(tmp_path):
     """--cache-mix times real train_steps with mixup + cutmix: with cached logits the step is the
     student's step plus the KD loss and the per-group mixing (an extra teacher or student pass
