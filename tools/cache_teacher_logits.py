@@ -29,6 +29,7 @@ from mmengine.utils import import_modules_from_strings
 import mmkd  # noqa: F401  (registers mmkd types, makes torch.load safe for MMEngine checkpoints)
 from mmkd.datasets import (BatchLogitsCache, cache_teacher_logits, verify_batch_cache,
                            write_batch_cache)
+from mmkd.datasets.global_batch_sampler import samples_global_batches
 from mmkd.models.builder import resolve_checkpoint
 from mmkd.registry import MODELS
 from mmkd.utils import load_run_config
@@ -103,10 +104,9 @@ def main(argv=None):
     meta = dict(config=args.config, config_file=osp.abspath(cfg.filename),
                 teacher=str(model_cfg.get('teacher')), cfg_options=args.cfg_options and
                 {k: str(v) for k, v in args.cfg_options.items()})
-    batches = loader_cfg.get('batch_sampler') or {}
-    if batches.get('type') in ('GlobalBatchSampler', 'mmkd.GlobalBatchSampler'):
-        return batch_cache(args, cfg, distiller, loader_cfg, batches, epochs, out, num_workers,
-                           teacher_ckpt, meta)
+    if samples_global_batches(loader_cfg):
+        return batch_cache(args, cfg, distiller, loader_cfg, loader_cfg.batch_sampler, epochs,
+                           out, num_workers, teacher_ckpt, meta)
     if args.launcher != 'none' or args.verify:
         sys.exit(f'--launcher/--verify: for batch caches (train_dataloader.batch_sampler='
                  f"GlobalBatchSampler); {args.config} samples images one by one")

@@ -11,7 +11,8 @@ shared with the benchmark's tools, and reused), then, from it, the small ViT stu
 distillation and with ViTKD + NKD (ViT -> ViT), and the small CNN student without and with
 Cross-Architecture KD (ViT -> CNN), every run through tools/train.py and a config in
 configs/results/, two at a time, in the table's regime (every training image, 10 % of them
-labelled, every batch 64 labelled and 64 unlabelled, the baselines' too; docs/benchmarks.md). The rows are chosen for the time and for what they show: both
+labelled, every batch 64 labelled and 64 unlabelled, the baselines' too; docs/benchmarks.md).
+The rows are chosen for the time and for what they show: both
 students and both directions from the one teacher whose training fits the first run (the
 table's 15-epoch ViT teacher alone takes ~30 minutes); the table has every method. Its teacher
 is not the table's, so its runs are its own (work_dirs/quickstart).

@@ -9,8 +9,8 @@ from .transforms import UNLABELLED, PartialLabels
 from .teacher_logits import (SeededDataset, TeacherLogitsCache, TeacherLogitsDataset,
                              epoch_seeds, reconstruct_logits, sample_seeds, seed_all, seeded_rng)
 
-__all__ = ['BatchLogitsCache', 'BatchSlot', 'BatchTeacherLogitsDataset', 'GlobalBatchSampler',
-           'check_batch_cacheable', 'verify_batch_cache', 'write_batch_cache', 'EpochIndexSampler', 'LabelledBatchSampler', 'PartialLabels', 'SeededDataset',
+__all__ = ['BatchLogitsCache', 'BatchSlot', 'BatchTeacherLogitsDataset', 'EpochIndexSampler',
+           'GlobalBatchSampler', 'LabelledBatchSampler', 'PartialLabels', 'SeededDataset',
            'TeacherLogitsCache', 'TeacherLogitsDataset', 'UNLABELLED', 'cache_teacher_logits',
-           'check_cacheable', 'epoch_seeds', 'reconstruct_logits', 'sample_seeds', 'seed_all',
-           'seeded_rng']
+           'check_batch_cacheable', 'check_cacheable', 'epoch_seeds', 'reconstruct_logits',
+           'sample_seeds', 'seed_all', 'seeded_rng', 'verify_batch_cache', 'write_batch_cache']

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from .batch_logits import (FORMAT, INDEX_FILE, META_FILE, PLAN_FILE, VERSION, BatchLogitsCache,
                            read_log, record_dtype, writer_files)
+from .cache_writer import check_online_teacher, index_dtype
 from .global_batch_sampler import epoch_order, global_batch
 from .teacher_logits import SeededDataset, _build_dataset, file_sha256, pipeline_repr
 
@@ -26,10 +27,7 @@ def check_batch_cacheable(distiller) -> None:
     samples' seeds (``SeededClsDataPreprocessor``): otherwise the cached mixed images could not
     be replayed in training."""
     from mmkd.models.seeded_data_preprocessor import SeededClsDataPreprocessor
-    if not distiller.teacher_source.runs_teacher:
-        raise ValueError('making a teacher-logit cache needs the distiller with the online '
-                         'teacher (teacher and teacher_ckpt set, logit_cache=False): pass the '
-                         'distillation config the cached config inherits from')
+    check_online_teacher(distiller)
     names = distiller.mixing_augments()
     if names and not isinstance(distiller.data_preprocessor, SeededClsDataPreprocessor):
         raise ValueError(f'the data preprocessor {type(distiller.data_preprocessor).__name__} '
@@ -89,7 +87,7 @@ def _plan(seeded, epochs, seed, global_batch_size, mix_group, topk, fp16, distil
                 global_batch_size=int(global_batch_size), mix_group=int(mix_group),
                 num_samples=n, epochs=int(epochs), num_batches=n // global_batch_size,
                 num_classes=num_classes, topk=k, values_dtype='float16' if fp16 else 'float32',
-                indices_dtype=_index_dtype(num_classes),
+                indices_dtype=str(np.dtype(index_dtype(num_classes))),
                 dataset=type(seeded.dataset).__name__, pipeline=pipeline_repr(seeded.dataset),
                 batch_augments=describe() if describe else None)
 
@@ -249,10 +247,6 @@ def write_batch_cache(distiller, dataset, out_dir: str, *, epochs: int, seed: in
     return BatchLogitsCache(out_dir)
 
 
-def _index_dtype(num_classes: int) -> str:
-    return 'int16' if num_classes <= np.iinfo(np.int16).max + 1 else 'int32'
-
-
 def _finish(out_dir, plan, teacher_ckpt, meta) -> None:
     done = _done_batches(out_dir)
     index = np.full((plan['epochs'], plan['num_batches'], 2), -1, dtype=np.int64)
@@ -295,12 +289,11 @@ def verify_batch_cache(distiller, dataset, cache: BatchLogitsCache, num_batches:
     worst_logit = worst_lse = 0.0
     distiller.eval()
     for data in loader:
-        where = [s.batch_slot for s in data['data_samples']]
-        logits = _teacher_logits(distiller, data).cpu().numpy().astype(np.float64)
-        for row, (e, b, s) in zip(logits, where):
-            rec = cache.slots(e, b)[s]
-            got = row[rec['indices'].astype(np.int64)]
-            worst_logit = max(worst_logit, float(np.abs(got - rec['values']).max()))
-            lse = np.log(np.exp(row - row.max()).sum()) + row.max()
-            worst_lse = max(worst_lse, abs(float(lse) - float(rec['lse'])))
+        logits = _teacher_logits(distiller, data)
+        lse = torch.logsumexp(logits, dim=1).cpu().numpy()  # as the writer computes it
+        recs = np.stack([cache.slots(e, b)[s]
+                         for e, b, s in (x.batch_slot for x in data['data_samples'])])
+        got = np.take_along_axis(logits.cpu().numpy(), recs['indices'].astype(np.int64), 1)
+        worst_logit = max(worst_logit, float(np.abs(got - recs['values']).max()))
+        worst_lse = max(worst_lse, float(np.abs(lse - recs['lse']).max()))
     return dict(batches=chosen, max_abs_logit=worst_logit, max_abs_lse=worst_lse)

@@ -31,14 +31,19 @@ class _AllEpochs(Sampler):
         return self.epochs * self.num_samples
 
 
-def check_cacheable(distiller) -> None:
-    """The distiller can make a cache: it runs an online teacher and its preprocessor does not
-    mix samples (mixup/cutmix would make the logits those of mixed images, which training,
-    replaying single samples, cannot reproduce)."""
+def check_online_teacher(distiller) -> None:
+    """A cache is made by running the teacher: the distiller must have the online one."""
     if not distiller.teacher_source.runs_teacher:
         raise ValueError('making a teacher-logit cache needs the distiller with the online '
                          'teacher (teacher and teacher_ckpt set, logit_cache=False): pass the '
                          'distillation config the cached config inherits from')
+
+
+def check_cacheable(distiller) -> None:
+    """The distiller can make a cache: it runs an online teacher and its preprocessor does not
+    mix samples (mixup/cutmix would make the logits those of mixed images, which training,
+    replaying single samples, cannot reproduce)."""
+    check_online_teacher(distiller)
     names = distiller.mixing_augments()
     if names:
         raise ValueError(f'the data preprocessor has batch augments {names} (mixup/cutmix): '
@@ -133,7 +138,7 @@ def cache_teacher_logits(distiller, dataset, out_dir: str, epochs: int,
             format=FORMAT, version=VERSION, num_samples=num_samples, dataset_length=num_samples,
             num_classes=num_classes, topk=k, epochs=epochs, base_seed=int(base_seed),
             seed_derivation=SEED_DERIVATION, values_dtype='float16' if fp16 else 'float32',
-            indices_dtype=str(np.dtype(_index_dtype(num_classes))), lse_dtype='float32',
+            indices_dtype=str(np.dtype(index_dtype(num_classes))), lse_dtype='float32',
             teacher_ckpt=teacher_ckpt,
             teacher_ckpt_sha256=file_sha256(teacher_ckpt) if teacher_ckpt else None,
             dataset=type(seeded.dataset).__name__, pipeline=pipeline_repr(seeded.dataset),
@@ -151,14 +156,14 @@ def cache_teacher_logits(distiller, dataset, out_dir: str, epochs: int,
     return TeacherLogitsCache(out_dir)
 
 
-def _index_dtype(num_classes: int):
+def index_dtype(num_classes: int):
     return np.int16 if num_classes <= np.iinfo(np.int16).max + 1 else np.int32
 
 
 def _open_arrays(tmp, epochs, num_samples, k, num_classes, fp16) -> dict:
     """Arrays written in place on disk (no (E, N, k) array in memory), viewed as (E*N, ...)."""
     shapes = dict(values=((epochs, num_samples, k), np.float16 if fp16 else np.float32),
-                  indices=((epochs, num_samples, k), _index_dtype(num_classes)),
+                  indices=((epochs, num_samples, k), index_dtype(num_classes)),
                   lse=((epochs, num_samples), np.float32))
     arrays = dict(_memmaps=[])
     for name, (shape, dtype) in shapes.items():

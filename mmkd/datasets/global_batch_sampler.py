@@ -52,6 +52,12 @@ def global_batch(seed: int, epoch: int, batch: int, global_batch_size: int, mix_
                       int(mix_seeds[s // mix_group])) for s, i in enumerate(indices)]
 
 
+def samples_global_batches(loader_cfg) -> bool:
+    """Whether a dataloader config's batches come from :class:`GlobalBatchSampler`."""
+    kind = (loader_cfg.get('batch_sampler') or {}).get('type')
+    return kind in ('GlobalBatchSampler', 'mmkd.GlobalBatchSampler', GlobalBatchSampler)
+
+
 @DATA_SAMPLERS.register_module()
 class GlobalBatchSampler(BatchSampler):
     """Global batches of ``global_batch_size`` samples cut from a seeded permutation of the

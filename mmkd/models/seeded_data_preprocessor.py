@@ -73,18 +73,19 @@ class SeededClsDataPreprocessor(ClsDataPreprocessor):
             # twice would fail
             kwargs['batch_augments'] = copy.deepcopy(kwargs['batch_augments'])
         super().__init__(*args, **kwargs)
+        self._augments_repr = None
         if self.batch_augments is not None:
             self.batch_augments = GroupedBatchAugment(self.batch_augments)
+            augment = self.batch_augments.augment
+            # fixed once built; compared with a cache's record at every training step
+            self._augments_repr = re.sub(r' at 0x[0-9a-fA-F]+', '', repr(dict(
+                augments=[(type(a).__name__, vars(a)) for a in self.batch_augments.augments
+                          if a is not None], probs=getattr(augment, 'probs', None))))
 
     def augments_repr(self) -> Optional[str]:
         """The batch augments and their probabilities as text (recorded by a batch cache, which
         holds the logits of the images they mixed)."""
-        if self.batch_augments is None:
-            return None
-        augment = self.batch_augments.augment
-        return re.sub(r' at 0x[0-9a-fA-F]+', '', repr(dict(
-            augments=[(type(a).__name__, vars(a)) for a in self.batch_augments.augments
-                      if a is not None], probs=getattr(augment, 'probs', None))))
+        return self._augments_repr
 
     def forward(self, data: dict, training: bool = False) -> dict:
         samples = data['data_samples']

@@ -33,6 +33,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
 from mmkd.datasets import EpochIndexSampler, GlobalBatchSampler, SeededDataset, seed_all
+from mmkd.datasets.global_batch_sampler import samples_global_batches
 from mmkd.registry import HOOKS
 
 #: first element of the SeedSequence spawn key of the per-iteration streams; the per-sample
@@ -131,10 +132,11 @@ class ReproducibleResumeHook(Hook):
         if isinstance(loop, EpochBasedTrainLoop):
             loader = loop.dataloader
             done = meta['iter'] - meta['epoch'] * len(loader)  # batches of the current epoch
-            if done > 0 and batches:
-                batches.skip(meta['epoch'], done)
-            elif done > 0:
-                loader.sampler.skip(meta['epoch'], done * loader.batch_size)
+            if done > 0:
+                if batches:
+                    batches.skip(meta['epoch'], done)
+                else:
+                    loader.sampler.skip(meta['epoch'], done * loader.batch_size)
                 runner.logger.info(f'resumed in the middle of epoch {meta["epoch"] + 1}: its '
                                    f'first {done} batches were trained before the checkpoint')
         # the iteration-based loop skips the batches it has trained itself
@@ -149,14 +151,12 @@ def make_resume_reproducible(cfg: Config) -> Config:
                          '--cfg-options randomness.seed=0); a run without one draws a new '
                          'seed each time it starts')
     loader = cfg.train_dataloader
-    batches = (loader.get('batch_sampler') or {}).get('type')
-    if batches in ('GlobalBatchSampler', 'mmkd.GlobalBatchSampler'):
-        pass  # its items bring their seeds: the dataset is seeded already (checked at start)
-    elif loader.dataset.get('type') not in ('SeededDataset', 'mmkd.SeededDataset'):
-        loader.dataset = dict(type='mmkd.SeededDataset', dataset=loader.dataset, seed=seed)
-    if batches not in ('GlobalBatchSampler', 'mmkd.GlobalBatchSampler') and \
-            loader.sampler.get('type') not in ('EpochIndexSampler', 'mmkd.EpochIndexSampler'):
-        loader.sampler = dict(type='mmkd.EpochIndexSampler', sampler=loader.sampler)
+    # global batches bring their seeds and the dataset is seeded already (checked at start)
+    if not samples_global_batches(loader):
+        if loader.dataset.get('type') not in ('SeededDataset', 'mmkd.SeededDataset'):
+            loader.dataset = dict(type='mmkd.SeededDataset', dataset=loader.dataset, seed=seed)
+        if loader.sampler.get('type') not in ('EpochIndexSampler', 'mmkd.EpochIndexSampler'):
+            loader.sampler = dict(type='mmkd.EpochIndexSampler', sampler=loader.sampler)
     hooks: List[dict] = cfg.setdefault('custom_hooks', [])
     if not any(str(h.get('type', '')).endswith('ReproducibleResumeHook') for h in hooks):
         hooks.append(dict(type='mmkd.ReproducibleResumeHook'))
